@@ -22,6 +22,7 @@ int drbd_rs_genl_dumpit(struct sk_buff *skb, struct netlink_callback *cb);
 void drbd_rs_submit_bio(struct bio *bio);
 int drbd_rs_open(struct gendisk *disk, blk_mode_t mode);
 void drbd_rs_release(struct gendisk *disk);
+void drbd_rs_free_disk(struct gendisk *disk);
 int drbd_rs_proc_show(struct seq_file *m, void *v);
 
 /* ---- generic netlink family "drbd" version 2 ---------------------------------------------- */
@@ -162,6 +163,7 @@ static const struct block_device_operations drbd_rs_fops = {
 	.submit_bio = drbd_rs_submit_bio,
 	.open = drbd_rs_open,
 	.release = drbd_rs_release,
+	.free_disk = drbd_rs_free_disk,
 };
 
 static struct bio_set drbd_rs_bio_set;

@@ -1,0 +1,235 @@
+//! Configuration steps on the registry (called with `Registry::inner` held): create and
+//! remove resources and minors, attach and detach backing disks, change roles, tear down.
+
+use crate::backing::{AttachRequest, Backing};
+use crate::device::Device;
+use crate::events::{self, Kind};
+use crate::failure::{fail, Outcome};
+use crate::name::Name;
+use crate::proto::meta;
+use crate::registry::{RegistryInner, MINOR_MAX};
+use crate::resource::{Resource, ResourceOptions};
+use crate::spec::generated::{ret, ss, DiskState, Role, NODE_ID_MAX, VOLUME_MAX};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+fn resource(reg: &RegistryInner, name: &str) -> Outcome<Arc<Resource>> {
+    reg.resource(name).cloned().ok_or_else(|| fail!(ret::ERR_RES_NOT_KNOWN, "unknown resource {}", name))
+}
+
+fn device(reg: &RegistryInner, minor: u32) -> Outcome<Arc<Device>> {
+    reg.device(minor).ok_or_else(|| fail!(ret::ERR_MINOR_INVALID, "unknown minor {}", minor))
+}
+
+/// `new-resource NAME NODE_ID`.
+pub(crate) fn new_resource(reg: &mut RegistryInner, name: &str, node_id: u32, opts: ResourceOptions) -> Outcome {
+    let valid = Name::new(name).ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "invalid resource name \"{}\"", name))?;
+    if node_id > NODE_ID_MAX {
+        return Err(fail!(ret::ERR_INVALID_REQUEST, "node-id {} out of range 0..{}", node_id, NODE_ID_MAX));
+    }
+    if let Some(existing) = reg.resource(name) {
+        if existing.node_id == node_id {
+            return Ok(());
+        }
+        return Err(fail!(ret::ERR_INVALID_REQUEST, "resource {} exists with node-id {}", name, existing.node_id));
+    }
+    let res = Resource::new(valid, node_id, opts).map_err(|_| fail!(ret::ERR_NOMEM))?;
+    reg.add(res.clone()).map_err(|_| fail!(ret::ERR_NOMEM))?;
+    events::resource(&res, &res.state.lock(), Kind::Create);
+    Ok(())
+}
+
+/// `resource-options NAME`.
+pub(crate) fn resource_options(
+    reg: &mut RegistryInner,
+    name: &str,
+    update: impl FnOnce(ResourceOptions) -> Outcome<ResourceOptions>,
+) -> Outcome {
+    let res = resource(reg, name)?;
+    let mut rs = res.state.lock();
+    rs.options = update(rs.options)?;
+    Ok(())
+}
+
+/// `del-resource NAME`: only without devices.
+pub(crate) fn del_resource(reg: &mut RegistryInner, name: &str) -> Outcome {
+    let res = resource(reg, name)?;
+    let rs = res.state.lock();
+    if rs.device_count() > 0 {
+        return Err(fail!(ret::ERR_RES_IN_USE, "resource {} still has volumes (del-minor first)", name));
+    }
+    events::resource(&res, &rs, Kind::Destroy);
+    drop(rs);
+    reg.remove(name);
+    Ok(())
+}
+
+/// `new-minor NAME MINOR VOLUME`.
+pub(crate) fn new_minor(reg: &mut RegistryInner, name: &str, minor: u32, volume: u32) -> Outcome {
+    let res = resource(reg, name)?;
+    if minor > MINOR_MAX {
+        return Err(fail!(ret::ERR_INVALID_REQUEST, "minor {} out of range 0..{}", minor, MINOR_MAX));
+    }
+    if volume > VOLUME_MAX {
+        return Err(fail!(ret::ERR_INVALID_REQUEST, "volume {} out of range 0..{}", volume, VOLUME_MAX));
+    }
+    if reg.device(minor).is_some() {
+        return Err(fail!(ret::ERR_MINOR_OR_VOLUME_EXISTS, "minor {} exists already", minor));
+    }
+    let mut rs = res.state.lock();
+    if rs.device_by_volume(volume).is_some() {
+        return Err(fail!(ret::ERR_MINOR_OR_VOLUME_EXISTS, "volume {} of {} exists already", volume, name));
+    }
+    let dev = Device::create(res.clone(), minor, volume).map_err(|e| fail!(ret::ERR_NOMEM, "creating /dev/drbd{} failed ({})", minor, e.to_errno()))?;
+    rs.add_device(dev.clone()).map_err(|_| fail!(ret::ERR_NOMEM))?;
+    dev.set_writable(rs.role == Role::Primary);
+    events::device(&dev, &dev.state.lock(), Kind::Create);
+    Ok(())
+}
+
+/// `del-minor MINOR`: only a diskless, closed device.
+pub(crate) fn del_minor(reg: &mut RegistryInner, minor: u32) -> Outcome {
+    let dev = device(reg, minor)?;
+    remove_device(&dev)
+}
+
+fn remove_device(dev: &Arc<Device>) -> Outcome {
+    let res = dev.resource.clone();
+    let mut rs = res.state.lock();
+    let disk = {
+        let mut st = dev.state.lock();
+        if st.backing.is_some() {
+            return Err(fail!(ret::ERR_MINOR_CONFIGURED, "minor {} is attached (detach first)", dev.minor));
+        }
+        if st.openers > 0 {
+            return Err(fail!(ss::DEVICE_IN_USE, "/dev/drbd{} is held open by someone", dev.minor));
+        }
+        st.removing = true;
+        events::device(dev, &st, Kind::Destroy);
+        st.disk.take()
+    };
+    rs.remove_device(dev.minor);
+    drop(rs);
+    // Removed with no resource or device lock held: `del_gendisk` takes the open mutex, under
+    // which the block layer calls our open/release.
+    if let Some(mut disk) = disk {
+        disk.remove();
+    }
+    Ok(())
+}
+
+/// `attach MINOR LOWER META INDEX`.
+pub(crate) fn attach(reg: &mut RegistryInner, minor: u32, req: &AttachRequest<'_>) -> Outcome {
+    let dev = device(reg, minor)?;
+    let res = dev.resource.clone();
+    let rs = res.state.lock();
+    let mut st = dev.state.lock();
+    if st.disk_state != DiskState::Diskless || st.backing.is_some() {
+        return Err(fail!(ret::ERR_DISK_CONFIGURED));
+    }
+    let holder: *const core::ffi::c_void = (&*dev as *const Device).cast();
+    let mut backing = Backing::open(req, holder, res.node_id)?;
+    backing.sb.node_id = res.node_id as i32;
+    backing.sb.flags &= !meta::MDF_AL_CLEAN;
+    if rs.role == Role::Primary {
+        backing.sb.flags |= meta::MDF_PRIMARY_IND;
+    }
+    backing.sb.effective_size = backing.data_sectors();
+    let disk_state = backing.disk_state_alone();
+    if rs.role == Role::Primary && disk_state != DiskState::UpToDate {
+        return Err(fail!(ss::NO_UP_TO_DATE_DISK, "a Primary can only attach UpToDate data"));
+    }
+    backing.write_superblock()?;
+    if let Some(disk) = st.disk.as_ref() {
+        if let Err(e) = disk.stack_limits(&backing.data) {
+            pr_warn!("drbd{}: could not adopt the queue limits of {} ({})\n", minor, req.backing_dev, e.to_errno());
+        }
+        disk.set_capacity(backing.data_sectors());
+    }
+    pr_info!("drbd{}: attached to {} ({} sectors usable, disk {})\n", minor, req.backing_dev, backing.data_sectors(), disk_state.name());
+    dev.set_lower(Some(backing.data.clone()), rs.role == Role::Primary);
+    st.backing = Some(backing);
+    st.disk_state = disk_state;
+    events::device(&dev, &st, Kind::Change);
+    Ok(())
+}
+
+/// `detach MINOR [--force]`.
+pub(crate) fn detach(reg: &mut RegistryInner, minor: u32, force: bool) -> Outcome {
+    let dev = device(reg, minor)?;
+    detach_device(&dev, force)
+}
+
+fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
+    let res = dev.resource.clone();
+    let rs = res.state.lock();
+    let mut st = dev.state.lock();
+    if st.backing.is_none() {
+        return Ok(());
+    }
+    if rs.role == Role::Primary && !force {
+        return Err(fail!(ss::NO_UP_TO_DATE_DISK, "detaching would leave the Primary without data (no peers)"));
+    }
+    st.disk_state = DiskState::Detaching;
+    events::device(dev, &st, Kind::Change);
+    dev.set_lower(None, rs.role == Role::Primary);
+    dev.drain();
+    if let Some(mut backing) = st.backing.take() {
+        backing.sb.flags |= meta::MDF_AL_CLEAN;
+        if let Err(f) = backing.write_superblock() {
+            pr_warn!("drbd{}: {} {}\n", dev.minor, f.text(), f.info.as_str());
+        }
+    }
+    if let Some(disk) = st.disk.as_ref() {
+        disk.set_capacity(0);
+    }
+    st.disk_state = DiskState::Diskless;
+    pr_info!("drbd{}: detached\n", dev.minor);
+    events::device(dev, &st, Kind::Change);
+    Ok(())
+}
+
+/// `primary NAME [--force]`.
+pub(crate) fn primary(reg: &mut RegistryInner, name: &str, force: bool) -> Outcome {
+    let res = resource(reg, name)?;
+    let mut rs = res.state.lock();
+    crate::role::promote(&res, &mut rs, force)?;
+    rs.auto_promoted = false;
+    Ok(())
+}
+
+/// `secondary NAME`.
+pub(crate) fn secondary(reg: &mut RegistryInner, name: &str) -> Outcome {
+    let res = resource(reg, name)?;
+    let mut rs = res.state.lock();
+    crate::role::demote(&res, &mut rs)
+}
+
+/// `down NAME`: demote, detach and remove every volume, remove the resource.
+pub(crate) fn down(reg: &mut RegistryInner, name: &str) -> Outcome {
+    let res = resource(reg, name)?;
+    {
+        let mut rs = res.state.lock();
+        crate::role::demote(&res, &mut rs)?;
+    }
+    loop {
+        let next = res.state.lock().devices().next().cloned();
+        let Some(dev) = next else { break };
+        detach_device(&dev, false)?;
+        remove_device(&dev)?;
+    }
+    del_resource(reg, name)
+}
+
+/// Module exit: tear a resource down regardless of state (nothing can be open any more,
+/// because the module cannot be unloaded while a device is open).
+pub(crate) fn teardown_resource(res: &Arc<Resource>) {
+    loop {
+        let next = res.state.lock().devices().next().cloned();
+        let Some(dev) = next else { break };
+        let _ = detach_device(&dev, true);
+        if remove_device(&dev).is_err() {
+            break;
+        }
+    }
+}

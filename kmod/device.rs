@@ -1,0 +1,206 @@
+//! A device (volume): `/dev/drbd<minor>`, its backing disk and meta-data, and the I/O path.
+//!
+//! I/O path (`submit`): takes only the `io` spinlock, briefly, to pick the lower device and
+//! count the request in flight; completion (`lower_done`, any context) touches only atomics.
+//! Detach clears `io.lower` and then waits for the in-flight count to reach zero, so a lower
+//! device is never closed under a running request.
+
+use crate::backing::Backing;
+use crate::resource::Resource;
+use crate::spec::generated::{DiskState, Role};
+use crate::sys::bdev::BlockDev;
+use crate::sys::bio::{BioOp, UpperBio, STATUS_IOERR};
+use crate::sys::disk::Disk;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex, SpinLock};
+use kernel::{new_mutex, new_spinlock};
+
+/// What the I/O path needs, behind a spinlock (never held while sleeping).
+pub(crate) struct DeviceIo {
+    /// Where reads and writes go; `None` while diskless.
+    pub(crate) lower: Option<Arc<BlockDev>>,
+    /// Writes allowed (the resource is Primary).
+    pub(crate) writable: bool,
+}
+
+/// Slow-path state, behind `Device::state` (process context only).
+pub(crate) struct DeviceState {
+    /// The gendisk; taken out (and removed) by `del-minor`.
+    pub(crate) disk: Option<Disk>,
+    /// Local disk state.
+    pub(crate) disk_state: DiskState,
+    /// Backing and meta-data devices while attached.
+    pub(crate) backing: Option<Backing>,
+    /// Number of current opens of `/dev/drbd<minor>`.
+    pub(crate) openers: u32,
+    /// Set by `del-minor`: refuse new opens.
+    pub(crate) removing: bool,
+}
+
+/// Counters reported in `DEVICE_STATISTICS`.
+#[derive(Default)]
+pub(crate) struct DeviceCounters {
+    /// KiB read through the device.
+    pub(crate) read_kib: AtomicU64,
+    /// KiB written through the device.
+    pub(crate) written_kib: AtomicU64,
+}
+
+/// A volume of a resource.
+///
+/// Lifetime: created by `new-minor`; one `Arc` is owned by the resource's device list, one by
+/// the gendisk (released by the block layer's `free_disk`), and short-lived ones by requests
+/// being configured. Lock order: see `resource.rs`.
+#[pin_data]
+pub(crate) struct Device {
+    /// Minor number (immutable).
+    pub(crate) minor: u32,
+    /// Volume number within the resource (immutable).
+    pub(crate) volume: u32,
+    /// Owning resource.
+    pub(crate) resource: Arc<Resource>,
+    /// Slow-path state.
+    #[pin]
+    pub(crate) state: Mutex<DeviceState>,
+    /// Fast-path state.
+    #[pin]
+    pub(crate) io: SpinLock<DeviceIo>,
+    /// Requests submitted to the lower device and not completed yet.
+    pub(crate) inflight: AtomicUsize,
+    /// Statistics.
+    pub(crate) counters: DeviceCounters,
+}
+
+impl Device {
+    /// Creates the device and publishes `/dev/drbd<minor>` (size 0 until attached).
+    pub(crate) fn create(resource: Arc<Resource>, minor: u32, volume: u32) -> Result<Arc<Self>> {
+        let disk = Disk::new(minor)?;
+        let device = Arc::pin_init(
+            pin_init!(Self {
+                minor,
+                volume,
+                resource,
+                state <- new_mutex!(
+                    DeviceState {
+                        disk: Some(disk),
+                        disk_state: DiskState::Diskless,
+                        backing: None,
+                        openers: 0,
+                        removing: false,
+                    },
+                    "Device::state"
+                ),
+                io <- new_spinlock!(DeviceIo { lower: None, writable: false }, "Device::io"),
+                inflight: AtomicUsize::new(0),
+                counters: DeviceCounters::default(),
+            }),
+            GFP_KERNEL,
+        )?;
+        let owner = device.clone();
+        {
+            let mut st = device.state.lock();
+            if let Some(disk) = st.disk.as_mut() {
+                disk.add(owner)?;
+            }
+        }
+        Ok(device)
+    }
+
+    /// Handles a bio submitted to `/dev/drbd<minor>` (submitter's context, no sleeping locks).
+    pub(crate) fn submit(&self, bio: UpperBio) {
+        let op = bio.op();
+        let changes_data = matches!(op, BioOp::Write | BioOp::Discard);
+        let lower = {
+            let io = self.io.lock();
+            match &io.lower {
+                Some(lower) if io.writable || !changes_data => {
+                    self.inflight.fetch_add(1, Ordering::AcqRel);
+                    lower.clone()
+                }
+                _ => {
+                    drop(io);
+                    bio.end(STATUS_IOERR);
+                    return;
+                }
+            }
+        };
+        let kib = u64::from(bio.size()) / 1024;
+        match op {
+            BioOp::Read => self.counters.read_kib.fetch_add(kib, Ordering::Relaxed),
+            BioOp::Write => self.counters.written_kib.fetch_add(kib, Ordering::Relaxed),
+            _ => 0,
+        };
+        bio.submit_clone(&lower);
+    }
+
+    /// A lower request completed (any context). The last access to `self` by that request.
+    pub(crate) fn lower_done(&self) {
+        self.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Waits until no request is in flight to the lower device (process context).
+    pub(crate) fn drain(&self) {
+        while self.inflight.load(Ordering::Acquire) != 0 {
+            crate::sys::misc::sleep_ms(1);
+        }
+    }
+
+    /// Block-device open: DRBD's role rules (auto-promote on open for writing; a Secondary may
+    /// only be opened read-only, and only with UpToDate data).
+    pub(crate) fn open(&self, write: bool) -> Result {
+        let mut rs = self.resource.state.lock();
+        {
+            let st = self.state.lock();
+            if st.removing {
+                return Err(ENXIO);
+            }
+        }
+        if rs.role != Role::Primary {
+            if write {
+                if !rs.options.auto_promote {
+                    return Err(EROFS);
+                }
+                if let Err(failure) = crate::role::promote(&self.resource, &mut rs, false) {
+                    pr_info!("{}: Auto-promote failed: {}\n", self.resource.name, failure.text());
+                    return Err(EROFS);
+                }
+                rs.auto_promoted = true;
+            } else if self.state.lock().disk_state != DiskState::UpToDate {
+                return Err(crate::sys::misc::errno(kernel::bindings::EMEDIUMTYPE));
+            }
+        }
+        let mut st = self.state.lock();
+        st.openers += 1;
+        crate::events::device(self, &st, crate::events::Kind::Change);
+        Ok(())
+    }
+
+    /// Block-device release: auto-demote after the last close if the open auto-promoted.
+    pub(crate) fn release(&self) {
+        let mut rs = self.resource.state.lock();
+        {
+            let mut st = self.state.lock();
+            st.openers = st.openers.saturating_sub(1);
+            crate::events::device(self, &st, crate::events::Kind::Change);
+        }
+        let all_closed = rs.devices().all(|d| d.state.lock().openers == 0);
+        if all_closed && rs.auto_promoted && rs.role == Role::Primary {
+            if crate::role::demote(&self.resource, &mut rs).is_ok() {
+                rs.auto_promoted = false;
+            }
+        }
+    }
+
+    /// Opens the lower device for the I/O path (attach).
+    pub(crate) fn set_lower(&self, lower: Option<Arc<BlockDev>>, writable: bool) {
+        let mut io = self.io.lock();
+        io.lower = lower;
+        io.writable = writable;
+    }
+
+    /// Allows or forbids writes (role change).
+    pub(crate) fn set_writable(&self, writable: bool) {
+        self.io.lock().writable = writable;
+    }
+}

@@ -1,0 +1,94 @@
+//! drbd-rs: a memory-safe DRBD 9 driver.
+//!
+//! Module `drbd`: block major 147 (`/dev/drbd<minor>`), generic netlink family `drbd`
+//! version 2 with the multicast group `events`, and `/proc/drbd`. Supported so far: resources
+//! with node ids, volumes (minors), attach/detach of a backing disk with v09 meta-data
+//! (internal or external), Primary/Secondary roles with auto-promote, pass-through I/O
+//! (read, write, flush/FUA, discard), state events and the dumps `events2`/`status` use.
+//!
+//! Layout: `sys/` holds all `unsafe` code and the entry points the C shim calls; the domain
+//! modules (`resource`, `device`, `backing`, `role`, `config`, `nl`, `dump`, `events`) are safe
+//! Rust; `proto` and `spec` are compiled from the shared userland crates.
+
+use kernel::prelude::*;
+
+mod backing;
+#[allow(dead_code)]
+mod build_info;
+mod config;
+mod device;
+mod dump;
+mod events;
+mod failure;
+mod msg;
+mod name;
+mod nl;
+mod procfs;
+mod proto;
+mod registry;
+mod resource;
+mod role;
+mod spec;
+mod sys;
+mod text;
+
+use registry::Registry;
+use sys::global::Global;
+
+/// All resources of this node; installed by module init, removed by module exit.
+pub(crate) static REGISTRY: Global<Registry> = Global::new();
+
+module! {
+    type: DrbdModule,
+    name: "drbd",
+    author: "drbd-rs developers",
+    description: "DRBD 9 compatible replicated block device (Rust)",
+    license: "GPL",
+}
+
+/// Module state: what init registered, undone in reverse order by drop.
+struct DrbdModule;
+
+impl kernel::Module for DrbdModule {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let registry = KBox::pin_init(Registry::new(), GFP_KERNEL)?;
+        REGISTRY.install(registry);
+        if let Err(e) = sys::misc::blk_register() {
+            REGISTRY.remove();
+            return Err(e);
+        }
+        if let Err(e) = sys::misc::proc_create() {
+            sys::misc::blk_unregister();
+            REGISTRY.remove();
+            return Err(e);
+        }
+        if let Err(e) = sys::genl::register() {
+            sys::misc::proc_remove();
+            sys::misc::blk_unregister();
+            REGISTRY.remove();
+            return Err(e);
+        }
+        pr_info!(
+            "drbd: initialized. Version: {} (api:2/proto:{}-{}), drbd-rs {}\n",
+            procfs::DRBD_VERSION,
+            procfs::PROTOCOL_MIN,
+            procfs::PROTOCOL_MAX,
+            build_info::GIT_HASH
+        );
+        Ok(DrbdModule)
+    }
+}
+
+impl Drop for DrbdModule {
+    fn drop(&mut self) {
+        // No new requests after this; running handlers have finished when it returns.
+        sys::genl::unregister();
+        sys::misc::proc_remove();
+        if let Some(registry) = REGISTRY.get() {
+            registry.inner.lock().clear();
+        }
+        sys::misc::blk_unregister();
+        REGISTRY.remove();
+        pr_info!("drbd: module cleanup done.\n");
+    }
+}

@@ -1,0 +1,134 @@
+//! Netlink dumps: the initial state for `events2` and the object lists for `status`/`show`.
+//! A dump is produced over several calls; cursor slot 0 counts the messages already sent.
+
+use crate::events::{self, Kind};
+use crate::msg;
+use crate::nl::Ctx;
+use crate::registry::RegistryInner;
+use crate::spec::generated::{cmd, notify, ret};
+use crate::spec::nla::NlaWriter;
+use crate::sys::genl::{DumpContext, DumpPut};
+use kernel::prelude::*;
+
+/// Emits the items of a dump from where the previous call stopped.
+struct Emitter<'a> {
+    ctx: &'a mut DumpContext,
+    buf: KVec<u8>,
+    skip: i64,
+    index: i64,
+    full: bool,
+    error: Option<Error>,
+}
+
+impl Emitter<'_> {
+    fn item(&mut self, command: u8, minor: Option<u32>, ret_code: i32, build: impl FnOnce(&mut NlaWriter<'_>) -> msg::Built) {
+        if self.full || self.error.is_some() {
+            return;
+        }
+        let index = self.index;
+        self.index += 1;
+        if index < self.skip {
+            return;
+        }
+        let mut w = NlaWriter::new(self.buf.as_mut_slice());
+        if build(&mut w).is_err() {
+            self.error = Some(crate::sys::misc::errno(kernel::bindings::EMSGSIZE));
+            return;
+        }
+        let empty = self.ctx.is_empty();
+        match self.ctx.put(command, &msg::header(minor, ret_code), w.as_bytes()) {
+            Ok(DumpPut::Added) => self.skip = index + 1,
+            Ok(DumpPut::Full) if !empty => self.full = true,
+            Ok(DumpPut::Full) => self.error = Some(crate::sys::misc::errno(kernel::bindings::EMSGSIZE)),
+            Err(e) => self.error = Some(e),
+        }
+    }
+}
+
+/// Entry point for every dump command.
+pub(crate) fn dumpit(ctx: &mut DumpContext) -> i32 {
+    let (command, filter) = {
+        let Some(req) = ctx.request() else { return EINVAL.to_errno() };
+        let parsed = match Ctx::parse(req.attrs) {
+            Ok(c) => c,
+            Err(_) => return EINVAL.to_errno(),
+        };
+        let filter = match parsed.resource_name {
+            Some(name) => match crate::name::Name::new(name) {
+                Some(n) => Some(n),
+                None => return EINVAL.to_errno(),
+            },
+            None => None,
+        };
+        (req.cmd, filter)
+    };
+    let Some(registry) = crate::REGISTRY.get() else { return ENODEV.to_errno() };
+    let Ok(buf) = KVec::from_elem(0u8, msg::MSG_MAX, GFP_KERNEL) else { return ENOMEM.to_errno() };
+    let skip = ctx.cursor(0);
+    let mut em = Emitter { ctx, buf, skip, index: 0, full: false, error: None };
+    {
+        let reg = registry.inner.lock();
+        let unknown = filter.as_ref().is_some_and(|f| reg.resource(f.as_str()).is_none());
+        if unknown {
+            em.item(command, None, ret::ERR_RES_NOT_KNOWN, |_| Ok(()));
+        } else {
+            let wanted = |name: &crate::name::Name| filter.as_ref().map_or(true, |f| f.as_str() == name.as_str());
+            match command {
+                cmd::ADM_GET_INITIAL_STATE => initial_state(&mut em, &reg, &wanted),
+                cmd::ADM_GET_RESOURCES => resources(&mut em, &reg, &wanted),
+                cmd::ADM_GET_DEVICES => devices(&mut em, &reg, &wanted),
+                // No connections, peer devices or paths exist without replication.
+                _ => {}
+            }
+        }
+    }
+    let (skip, error, progressed) = (em.skip, em.error, em.skip > em.ctx.cursor(0));
+    em.ctx.set_cursor(0, skip);
+    match error {
+        Some(e) => e.to_errno(),
+        None if progressed => 1,
+        None => 0,
+    }
+}
+
+fn initial_state(em: &mut Emitter<'_>, reg: &RegistryInner, wanted: &dyn Fn(&crate::name::Name) -> bool) {
+    for resource in reg.resources().filter(|r| wanted(&r.name)) {
+        let rs = resource.state.lock();
+        let count = rs.device_count();
+        em.item(cmd::RESOURCE_STATE, None, 0, |w| {
+            let flags = if count > 0 { notify::CONTINUES } else { 0 };
+            events::build_resource(w, resource, &rs, notify::EXISTS | flags, Kind::Exists)
+        });
+        for (i, device) in rs.devices().enumerate() {
+            let st = device.state.lock();
+            let flags = if i + 1 < count { notify::CONTINUES } else { 0 };
+            em.item(cmd::DEVICE_STATE, Some(device.minor), 0, |w| {
+                events::build_device(w, device, &st, notify::EXISTS | flags, Kind::Exists)
+            });
+        }
+    }
+    em.item(cmd::INITIAL_STATE_DONE, None, 0, |w| msg::notification(w, notify::EXISTS));
+}
+
+fn resources(em: &mut Emitter<'_>, reg: &RegistryInner, wanted: &dyn Fn(&crate::name::Name) -> bool) {
+    for resource in reg.resources().filter(|r| wanted(&r.name)) {
+        let rs = resource.state.lock();
+        em.item(cmd::ADM_GET_RESOURCES, None, ret::NO_ERROR, |w| {
+            msg::context(w, resource, None)?;
+            msg::resource_body(w, resource, &rs, true)
+        });
+    }
+}
+
+fn devices(em: &mut Emitter<'_>, reg: &RegistryInner, wanted: &dyn Fn(&crate::name::Name) -> bool) {
+    for resource in reg.resources().filter(|r| wanted(&r.name)) {
+        let rs = resource.state.lock();
+        for device in rs.devices() {
+            let st = device.state.lock();
+            em.item(cmd::ADM_GET_DEVICES, Some(device.minor), ret::NO_ERROR, |w| {
+                msg::context(w, resource, Some(device.volume))?;
+                msg::device_body(w, device, &st)
+            });
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! State-change notifications on the `events` multicast group (what `drbdsetup events2`
+//! shows as `create`/`change`/`destroy` lines). Built from state the caller already holds;
+//! sent from process context only.
+
+use crate::device::{Device, DeviceState};
+use crate::msg;
+use crate::resource::{Resource, ResourceState};
+use crate::spec::generated::{cmd, notify};
+use crate::spec::nla::NlaWriter;
+use core::sync::atomic::{AtomicU32, Ordering};
+use kernel::prelude::*;
+
+/// Global, increasing sequence number of notifications (userland orders by it).
+static SEQ: AtomicU32 = AtomicU32::new(1);
+
+/// What happened to an object.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Part of an initial-state dump.
+    Exists,
+    /// Created.
+    Create,
+    /// Changed.
+    Change,
+    /// Destroyed (no info sets are sent).
+    Destroy,
+}
+
+impl Kind {
+    /// `NOTIFICATION_HEADER.nh_type`.
+    pub(crate) fn nh_type(self) -> u32 {
+        match self {
+            Kind::Exists => notify::EXISTS,
+            Kind::Create => notify::CREATE,
+            Kind::Change => notify::CHANGE,
+            Kind::Destroy => notify::DESTROY,
+        }
+    }
+}
+
+/// Builds a resource notification into `w` (shared with the initial-state dump).
+pub(crate) fn build_resource(w: &mut NlaWriter<'_>, resource: &Resource, rs: &ResourceState, nh_type: u32, kind: Kind) -> msg::Built {
+    msg::notification(w, nh_type)?;
+    msg::context(w, resource, None)?;
+    if kind != Kind::Destroy {
+        msg::resource_body(w, resource, rs, false)?;
+    }
+    Ok(())
+}
+
+/// Builds a device notification into `w` (shared with the initial-state dump).
+pub(crate) fn build_device(w: &mut NlaWriter<'_>, device: &Device, st: &DeviceState, nh_type: u32, kind: Kind) -> msg::Built {
+    msg::notification(w, nh_type)?;
+    msg::context(w, &device.resource, Some(device.volume))?;
+    if kind != Kind::Destroy {
+        msg::device_body(w, device, st)?;
+    }
+    Ok(())
+}
+
+fn send(command: u8, minor: Option<u32>, build: impl FnOnce(&mut NlaWriter<'_>) -> msg::Built) {
+    let Ok(mut buf) = KVec::from_elem(0u8, msg::MSG_MAX, GFP_NOIO_COMPAT) else {
+        pr_warn!("drbd: event dropped: out of memory\n");
+        return;
+    };
+    let mut w = NlaWriter::new(buf.as_mut_slice());
+    if build(&mut w).is_err() {
+        pr_warn!("drbd: event dropped: message too large\n");
+        return;
+    }
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = crate::sys::genl::multicast(command, seq, &msg::header(minor, 0), w.as_bytes()) {
+        pr_warn!("drbd: event not delivered ({})\n", e.to_errno());
+    }
+}
+
+/// Allocation flags for events: they are sent from configuration and open/release paths only.
+const GFP_NOIO_COMPAT: kernel::alloc::Flags = GFP_KERNEL;
+
+/// Announces a resource state.
+pub(crate) fn resource(resource: &Resource, rs: &ResourceState, kind: Kind) {
+    send(cmd::RESOURCE_STATE, None, |w| build_resource(w, resource, rs, kind.nh_type(), kind));
+}
+
+/// Announces a device state.
+pub(crate) fn device(device: &Device, st: &DeviceState, kind: Kind) {
+    send(cmd::DEVICE_STATE, Some(device.minor), |w| build_device(w, device, st, kind.nh_type(), kind));
+}

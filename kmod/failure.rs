@@ -1,0 +1,50 @@
+//! Why a configuration request failed: DRBD's numeric code (a `drbd_ret_code` above 100, or a
+//! negative state-change result) plus a human-readable info text for the reply.
+
+use crate::spec::generated::{ret, ss};
+use crate::text::TextBuf;
+use core::fmt::Write;
+
+/// Info texts longer than this are truncated.
+pub(crate) const INFO_MAX: usize = 256;
+
+/// A failed request.
+pub(crate) struct Failure {
+    /// `drbd_ret_code` (> 101) or state-change result (< 1).
+    pub(crate) code: i32,
+    /// Extra text for `additional info from kernel:`.
+    pub(crate) info: TextBuf<INFO_MAX>,
+}
+
+/// Result of a configuration step.
+pub(crate) type Outcome<T = ()> = core::result::Result<T, Failure>;
+
+impl Failure {
+    /// A failure with a code and no extra text.
+    pub(crate) fn code(code: i32) -> Self {
+        Self { code, info: TextBuf::new() }
+    }
+
+    /// A failure with a code and an info text.
+    pub(crate) fn with(code: i32, args: core::fmt::Arguments<'_>) -> Self {
+        let mut f = Self::code(code);
+        let _ = f.info.write_fmt(args);
+        f
+    }
+
+    /// DRBD's description of the code.
+    pub(crate) fn text(&self) -> &'static str {
+        if self.code > 100 {
+            ret::text(self.code)
+        } else {
+            ss::text(self.code)
+        }
+    }
+}
+
+/// Shorthand: `fail!(code, "fmt", args…)`.
+macro_rules! fail {
+    ($code:expr) => { $crate::failure::Failure::code($code) };
+    ($code:expr, $($arg:tt)+) => { $crate::failure::Failure::with($code, format_args!($($arg)+)) };
+}
+pub(crate) use fail;

@@ -1,0 +1,176 @@
+//! Configuration requests (`doit`): parse DRBD's attribute sets, call the configuration
+//! step, reply with DRBD's return code and an info text. Malformed input never reaches the
+//! configuration code: it is answered with `ERR_INVALID_REQUEST` and a description.
+
+use crate::backing::AttachRequest;
+use crate::config;
+use crate::failure::{fail, Failure, Outcome};
+use crate::msg;
+use crate::resource::ResourceOptions;
+use crate::spec::generated::{
+    cfg_context, cmd, detach_parms, disk_conf, res_opts, ret, set_role_parms, ss, tla,
+};
+use crate::spec::nla::{self, Attr, NlaError, NlaWriter};
+use crate::sys::genl::{DoContext, Request};
+use kernel::prelude::*;
+
+/// Longest path DRBD accepts for backing and meta-data devices.
+const PATH_MAX: usize = 128;
+
+fn malformed(what: &str, e: NlaError) -> Failure {
+    fail!(ret::ERR_INVALID_REQUEST, "malformed {}: {}", what, e.text())
+}
+
+/// The members of one top-level attribute set.
+fn members<'a>(attrs: &'a [u8], set: u16, set_name: &str) -> Outcome<Option<&'a [u8]>> {
+    let found = nla::find(attrs, set).map_err(|e| malformed("request", e))?;
+    match found {
+        Some(a) => {
+            nla::validate(a.payload).map_err(|e| malformed(set_name, e))?;
+            Ok(Some(a.payload))
+        }
+        None => Ok(None),
+    }
+}
+
+fn member<'a>(set: &'a [u8], nr: u16) -> Outcome<Option<Attr<'a>>> {
+    nla::find(set, nr).map_err(|e| malformed("attribute", e))
+}
+
+fn get<'a, T>(set: &'a [u8], nr: u16, what: &str, conv: impl FnOnce(&Attr<'a>) -> Result<T, NlaError>) -> Outcome<Option<T>> {
+    match member(set, nr)? {
+        Some(a) => conv(&a).map(Some).map_err(|e| malformed(what, e)),
+        None => Ok(None),
+    }
+}
+
+/// `DRBD_NLA_CFG_CONTEXT` of a request.
+#[derive(Default)]
+pub(crate) struct Ctx<'a> {
+    /// `ctx_resource_name`.
+    pub(crate) resource_name: Option<&'a str>,
+    /// `ctx_volume`.
+    pub(crate) volume: Option<u32>,
+}
+
+impl<'a> Ctx<'a> {
+    /// Parses the context set (absent = empty context).
+    pub(crate) fn parse(attrs: &'a [u8]) -> Outcome<Self> {
+        let Some(set) = members(attrs, tla::CFG_CONTEXT, "context")? else {
+            return Ok(Self::default());
+        };
+        Ok(Self {
+            resource_name: get(set, cfg_context::CTX_RESOURCE_NAME, "resource name", |a| a.as_str(128))?,
+            volume: get(set, cfg_context::CTX_VOLUME, "volume", |a| a.as_u32())?,
+        })
+    }
+
+    fn resource(&self) -> Outcome<&'a str> {
+        self.resource_name.ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "resource name missing"))
+    }
+}
+
+/// Entry point for every configuration command.
+pub(crate) fn doit(ctx: &DoContext) -> i32 {
+    let Some(req) = ctx.request() else { return EINVAL.to_errno() };
+    if !ctx.capable_sys_admin() {
+        return EPERM.to_errno();
+    }
+    let outcome = match crate::REGISTRY.get() {
+        Some(registry) => {
+            let mut reg = registry.inner.lock();
+            dispatch(&mut reg, &req)
+        }
+        None => Err(fail!(ret::ERR_INVALID_REQUEST, "module is unloading")),
+    };
+    let (code, failure) = match outcome {
+        Ok(code) => (code, None),
+        Err(f) => {
+            pr_info!("drbd: request {} failed: ({}) {} {}\n", req.cmd, f.code, f.text(), f.info.as_str());
+            (f.code, Some(f))
+        }
+    };
+    let mut buf = [0u8; 512];
+    let mut w = NlaWriter::new(&mut buf);
+    if let Some(f) = failure.as_ref().filter(|f| !f.info.is_empty()) {
+        let _ = msg::reply_info(&mut w, f.info.as_str());
+    }
+    let minor = if req.minor == crate::spec::generated::MINOR_NONE { None } else { Some(req.minor) };
+    match ctx.reply(req.cmd, &msg::header(minor, code), w.as_bytes()) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outcome<i32> {
+    let attrs = req.attrs;
+    let c = Ctx::parse(attrs)?;
+    match req.cmd {
+        cmd::ADM_NEW_RESOURCE => {
+            let set = members(attrs, tla::RESOURCE_OPTS, "resource options")?;
+            let node_id = match set {
+                Some(s) => get(s, res_opts::NODE_ID, "node-id", |a| a.as_u32())?,
+                None => None,
+            };
+            let node_id = node_id.ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "node-id missing (drbd 8 compatibility mode is not supported)"))?;
+            let opts = resource_options(set, ResourceOptions::default())?;
+            config::new_resource(reg, c.resource()?, node_id, opts).map(|_| ret::NO_ERROR)
+        }
+        cmd::ADM_RESOURCE_OPTS => {
+            let set = members(attrs, tla::RESOURCE_OPTS, "resource options")?;
+            config::resource_options(reg, c.resource()?, |old| resource_options(set, old)).map(|_| ret::NO_ERROR)
+        }
+        cmd::ADM_DEL_RESOURCE => config::del_resource(reg, c.resource()?).map(|_| ret::NO_ERROR),
+        cmd::ADM_NEW_MINOR => {
+            let volume = c.volume.ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "volume number missing"))?;
+            config::new_minor(reg, c.resource()?, req.minor, volume).map(|_| ret::NO_ERROR)
+        }
+        cmd::ADM_DEL_MINOR => config::del_minor(reg, req.minor).map(|_| ret::NO_ERROR),
+        cmd::ADM_ATTACH => {
+            let set = members(attrs, tla::DISK_CONF, "disk configuration")?
+                .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "disk configuration missing"))?;
+            let backing_dev = get(set, disk_conf::BACKING_DEV, "backing device", |a| a.as_str(PATH_MAX))?
+                .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "backing device missing"))?;
+            let meta_dev = get(set, disk_conf::META_DEV, "meta-data device", |a| a.as_str(PATH_MAX))?
+                .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "meta-data device missing"))?;
+            let meta_dev_idx = get(set, disk_conf::META_DEV_IDX, "meta-data index", |a| a.as_i32())?
+                .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "meta-data index missing"))?;
+            let request = AttachRequest { backing_dev, meta_dev, meta_dev_idx };
+            config::attach(reg, req.minor, &request).map(|_| ret::NO_ERROR)
+        }
+        cmd::ADM_DETACH => {
+            let force = match members(attrs, tla::DETACH_PARMS, "detach parameters")? {
+                Some(s) => get(s, detach_parms::FORCE_DETACH, "force", |a| a.as_flag())?.unwrap_or(false),
+                None => false,
+            };
+            config::detach(reg, req.minor, force).map(|_| ss::SUCCESS)
+        }
+        cmd::ADM_PRIMARY | cmd::ADM_SECONDARY => {
+            let force = match members(attrs, tla::SET_ROLE_PARMS, "role parameters")? {
+                Some(s) => get(s, set_role_parms::FORCE, "force", |a| a.as_flag())?.unwrap_or(false),
+                None => false,
+            };
+            let name = c.resource()?;
+            if req.cmd == cmd::ADM_PRIMARY {
+                config::primary(reg, name, force).map(|_| ss::SUCCESS)
+            } else {
+                config::secondary(reg, name).map(|_| ss::SUCCESS)
+            }
+        }
+        cmd::ADM_DOWN => config::down(reg, c.resource()?).map(|_| ret::NO_ERROR),
+        other => Err(fail!(
+            ret::ERR_INVALID_REQUEST,
+            "command {} is not supported by this drbd-rs version (no replication yet)",
+            other
+        )),
+    }
+}
+
+fn resource_options(set: Option<&[u8]>, mut opts: ResourceOptions) -> Outcome<ResourceOptions> {
+    if let Some(s) = set {
+        if let Some(v) = get(s, res_opts::AUTO_PROMOTE, "auto-promote", |a| a.as_flag())? {
+            opts.auto_promote = v;
+        }
+    }
+    Ok(opts)
+}

@@ -1,0 +1,13 @@
+//! The pure protocol core (`proto/`), compiled from the same sources userland tests drive.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/codec.rs"]
+pub(crate) mod codec;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/crc32c.rs"]
+pub(crate) mod crc32c;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/meta.rs"]
+pub(crate) mod meta;

@@ -1,0 +1,109 @@
+//! A resource: a named replication group with a node id, a role, and its volumes (devices).
+//!
+//! Lock order (outermost first): `Registry::inner` → `Resource::state` → `Device::state` →
+//! `Device::io`. Configuration requests hold the registry lock for their whole duration;
+//! block-device open/release take only `Resource::state` and `Device::state`, because the
+//! block layer calls them under `disk->open_mutex`, which `del_gendisk` also takes (so the disk
+//! is always removed with no resource or device lock held).
+
+use crate::device::Device;
+use crate::name::Name;
+use crate::spec::generated::Role;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+use kernel::new_mutex;
+
+/// Resource options that matter on a single node (`RESOURCE_OPTS`).
+#[derive(Clone, Copy)]
+pub(crate) struct ResourceOptions {
+    /// Promote on open for writing, demote on last close.
+    pub(crate) auto_promote: bool,
+}
+
+impl Default for ResourceOptions {
+    fn default() -> Self {
+        Self { auto_promote: true }
+    }
+}
+
+/// Mutable state of a resource, behind `Resource::state`.
+pub(crate) struct ResourceState {
+    /// Local role.
+    pub(crate) role: Role,
+    /// The current Primary role came from auto-promote (so the last close demotes).
+    pub(crate) auto_promoted: bool,
+    /// Options.
+    pub(crate) options: ResourceOptions,
+    /// Volumes by slot; `None` slots are free (no `remove` in the 6.12 `KVec`).
+    pub(crate) devices: KVec<Option<Arc<Device>>>,
+}
+
+/// A resource.
+///
+/// Lifetime: created by `new-resource`, owned by the registry (one `Arc`), and referenced by
+/// each of its devices; removed by `del-resource`/`down` only when it has no devices left.
+#[pin_data]
+pub(crate) struct Resource {
+    /// Name (immutable).
+    pub(crate) name: Name,
+    /// Our node id within the resource (immutable; `new-resource` argument).
+    pub(crate) node_id: u32,
+    /// Role, options and devices.
+    #[pin]
+    pub(crate) state: Mutex<ResourceState>,
+}
+
+impl Resource {
+    /// A new Secondary resource without devices.
+    pub(crate) fn new(name: Name, node_id: u32, options: ResourceOptions) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                name,
+                node_id,
+                state <- new_mutex!(
+                    ResourceState {
+                        role: Role::Secondary,
+                        auto_promoted: false,
+                        options,
+                        devices: KVec::new(),
+                    },
+                    "Resource::state"
+                ),
+            }),
+            GFP_KERNEL,
+        )
+    }
+}
+
+impl ResourceState {
+    /// Live devices, in volume-slot order.
+    pub(crate) fn devices(&self) -> impl Iterator<Item = &Arc<Device>> {
+        self.devices.iter().flatten()
+    }
+
+    /// The device of `volume`, if any.
+    pub(crate) fn device_by_volume(&self, volume: u32) -> Option<&Arc<Device>> {
+        self.devices().find(|d| d.volume == volume)
+    }
+
+    /// Adds a device, reusing a free slot.
+    pub(crate) fn add_device(&mut self, device: Arc<Device>) -> Result {
+        if let Some(slot) = self.devices.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(device);
+            return Ok(());
+        }
+        self.devices.push(Some(device), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Removes the device with `minor` from the list and returns it.
+    pub(crate) fn remove_device(&mut self, minor: u32) -> Option<Arc<Device>> {
+        let slot = self.devices.iter_mut().find(|s| s.as_ref().is_some_and(|d| d.minor == minor))?;
+        slot.take()
+    }
+
+    /// Number of devices.
+    pub(crate) fn device_count(&self) -> usize {
+        self.devices().count()
+    }
+}

@@ -1,0 +1,98 @@
+//! Role changes of a resource on a node without peers: promotion needs UpToDate data (or
+//! `--force`, which declares the local data UpToDate and starts a new data generation),
+//! demotion needs the devices to be closed.
+
+use crate::failure::{fail, Outcome};
+use crate::proto::meta::{self, Superblock};
+use crate::resource::{Resource, ResourceState};
+use crate::spec::generated::{ss, DiskState, Role};
+use kernel::prelude::*;
+
+/// DRBD's "this node is Primary" bit in the current generation UUID.
+const UUID_PRIMARY: u64 = 1;
+
+/// Starts a new data generation: the old current UUID moves into the history.
+fn new_current_uuid(sb: &mut Superblock, primary: bool) {
+    if sb.current_uuid != meta::UUID_JUST_CREATED && sb.current_uuid != 0 {
+        let n = sb.history_uuids.len();
+        sb.history_uuids.copy_within(0..n - 1, 1);
+        sb.history_uuids[0] = sb.current_uuid & !UUID_PRIMARY;
+    }
+    let fresh = crate::sys::misc::random_u64() & !UUID_PRIMARY;
+    sb.current_uuid = fresh | if primary { UUID_PRIMARY } else { 0 };
+}
+
+/// Makes the resource Primary. `rs` is the locked state of `resource`.
+pub(crate) fn promote(resource: &Resource, rs: &mut ResourceState, force: bool) -> Outcome {
+    if rs.role == Role::Primary {
+        return Ok(());
+    }
+    for device in rs.devices() {
+        let st = device.state.lock();
+        let usable = match st.disk_state {
+            DiskState::UpToDate => true,
+            DiskState::Inconsistent | DiskState::Outdated | DiskState::Consistent => force,
+            _ => false,
+        };
+        if !usable {
+            return Err(fail!(
+                ss::NO_UP_TO_DATE_DISK,
+                "{}/{} (minor {}) has disk state {} and no peer has UpToDate data",
+                resource.name,
+                device.volume,
+                device.minor,
+                st.disk_state.name()
+            ));
+        }
+    }
+    for device in rs.devices() {
+        let mut st = device.state.lock();
+        let was = st.disk_state;
+        if let Some(backing) = st.backing.as_mut() {
+            if was != DiskState::UpToDate {
+                new_current_uuid(&mut backing.sb, true);
+                backing.sb.flags |= meta::MDF_CONSISTENT | meta::MDF_WAS_UP_TO_DATE;
+                pr_info!("{}/{} drbd{}: forced to UpToDate, new current UUID {:016X}\n",
+                    resource.name, device.volume, device.minor, backing.sb.current_uuid);
+            }
+            backing.sb.current_uuid |= UUID_PRIMARY;
+            backing.sb.flags |= meta::MDF_PRIMARY_IND;
+            backing.write_superblock()?;
+        }
+        st.disk_state = DiskState::UpToDate;
+        device.set_writable(true);
+        if was != st.disk_state {
+            crate::events::device(device, &st, crate::events::Kind::Change);
+        }
+    }
+    rs.role = Role::Primary;
+    pr_info!("{}: Preparing cluster-wide state change: role Secondary -> Primary\n", resource.name);
+    crate::events::resource(resource, rs, crate::events::Kind::Change);
+    Ok(())
+}
+
+/// Makes the resource Secondary. Refused while a device is open.
+pub(crate) fn demote(resource: &Resource, rs: &mut ResourceState) -> Outcome {
+    if rs.role != Role::Primary {
+        return Ok(());
+    }
+    for device in rs.devices() {
+        if device.state.lock().openers > 0 {
+            return Err(fail!(ss::DEVICE_IN_USE, "/dev/drbd{} is held open by someone", device.minor));
+        }
+    }
+    for device in rs.devices() {
+        device.set_writable(false);
+        let mut st = device.state.lock();
+        if let Some(backing) = st.backing.as_mut() {
+            backing.sb.current_uuid &= !UUID_PRIMARY;
+            backing.sb.flags &= !meta::MDF_PRIMARY_IND;
+            backing.write_superblock()?;
+        }
+    }
+    rs.role = Role::Secondary;
+    rs.auto_promoted = false;
+    pr_info!("{}: role Primary -> Secondary\n", resource.name);
+    crate::events::resource(resource, rs, crate::events::Kind::Change);
+    Ok(())
+}

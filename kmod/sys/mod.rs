@@ -1,0 +1,11 @@
+//! The only place with `unsafe`: safe wrappers over the kernel APIs the driver needs, and the
+//! entry points the C shim calls. Everything above this layer is safe Rust.
+
+pub(crate) mod bdev;
+pub(crate) mod bio;
+pub(crate) mod disk;
+mod entry;
+mod ffi;
+pub(crate) mod genl;
+pub(crate) mod global;
+pub(crate) mod misc;
