@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod al;
 pub mod codec;
 pub mod crc32c;
 pub mod meta;
