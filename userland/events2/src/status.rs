@@ -1,0 +1,388 @@
+//! `drbdsetup status` output: text (default, `--verbose`, `--statistics`)
+//! and `--json`.
+
+use crate::model::{Connection, Model, PeerDevice, Resource};
+use genl_spec::generated::{enums, ConnState, DiskState, ReplState};
+use serde_json::{json, Map, Value};
+
+/// Output options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusOpts {
+    /// `--verbose`: every key.
+    pub verbose: bool,
+    /// `--statistics`: counters.
+    pub statistics: bool,
+    /// stdout is a terminal (hides `client:` of diskless devices).
+    pub is_tty: bool,
+}
+
+/// Line shown when nothing is configured.
+pub const NOTHING_CONFIGURED: &str = "# No currently configured DRBD found.";
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn yes_no_unknown(b: Option<bool>) -> &'static str {
+    match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    }
+}
+
+/// Text status of the resources in `model` (all, or only `only`).
+/// Returns `None` if `only` names no resource.
+pub fn status_text(model: &Model, only: Option<&str>, opts: StatusOpts) -> Option<String> {
+    let mut out = String::new();
+    if model.resources.is_empty() && only.is_none() {
+        out.push_str(NOTHING_CONFIGURED);
+        out.push('\n');
+        return Some(out);
+    }
+    let mut found = false;
+    for r in model.resources.values() {
+        if only.is_some_and(|n| n != r.name) {
+            continue;
+        }
+        found = true;
+        resource_text(&mut out, r, opts);
+    }
+    if !found && only.is_some() {
+        return None;
+    }
+    Some(out)
+}
+
+fn resource_text(out: &mut String, r: &Resource, opts: StatusOpts) {
+    out.push_str(&r.name);
+    if opts.verbose {
+        if let Some(id) = r.node_id {
+            out.push_str(&format!(" node-id:{id}"));
+        }
+    }
+    out.push_str(&format!(" role:{}", r.info.role.name()));
+    let i = &r.info;
+    if opts.verbose || i.susp_user || i.susp_no_data || i.susp_fencing || i.susp_quorum {
+        out.push_str(&format!(" suspended:{}", i.suspended_str()));
+    }
+    if opts.verbose || i.force_io_failures {
+        out.push_str(&format!(
+            " force-io-failures:{}",
+            yes_no(i.force_io_failures)
+        ));
+    }
+    if opts.statistics && opts.verbose {
+        if let Some(s) = r.stats {
+            let wo = enums::write_ordering::name(s.write_ordering).unwrap_or("?");
+            out.push_str(&format!("\n    write-ordering:{wo}"));
+        }
+    }
+    out.push('\n');
+    let single = r.devices.len() == 1;
+    for (vol, d) in &r.devices {
+        let mut line = String::from("  ");
+        let mut first = true;
+        let mut key = |line: &mut String, k: String| {
+            if !first {
+                line.push(' ');
+            }
+            first = false;
+            line.push_str(&k);
+        };
+        if opts.verbose || !(single && *vol == 0) {
+            key(&mut line, format!("volume:{vol}"));
+            if opts.verbose {
+                key(&mut line, format!("minor:{}", d.minor));
+            }
+        }
+        key(&mut line, format!("disk:{}", d.info.disk.name()));
+        if d.info.disk == DiskState::Diskless && (opts.verbose || !opts.is_tty) {
+            key(
+                &mut line,
+                format!("client:{}", yes_no_unknown(d.info.intentional_diskless)),
+            );
+        }
+        if opts.verbose {
+            key(
+                &mut line,
+                format!(
+                    "backing_dev:{}",
+                    d.info.backing_dev.as_deref().unwrap_or("none")
+                ),
+            );
+        }
+        if opts.verbose || !d.info.has_quorum {
+            key(&mut line, format!("quorum:{}", yes_no(d.info.has_quorum)));
+        }
+        if opts.verbose || d.info.is_open == Some(true) {
+            key(
+                &mut line,
+                format!("open:{}", yes_no_unknown(d.info.is_open)),
+            );
+        }
+        if opts.statistics {
+            if let Some(s) = &d.stats {
+                line.push_str("\n     ");
+                if opts.verbose {
+                    line.push_str(&format!(" size:{}", s.size / 2));
+                }
+                line.push_str(&format!(" read:{} written:{}", s.read / 2, s.write / 2));
+                if opts.verbose {
+                    line.push_str(&format!(
+                        " al-writes:{} bm-writes:{} upper-pending:{} lower-pending:{}",
+                        s.al_writes, s.bm_writes, s.upper_pending, s.lower_pending
+                    ));
+                }
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    for (peer, c) in &r.connections {
+        connection_text(out, *peer, c, single, opts);
+    }
+    out.push('\n');
+}
+
+fn connection_text(out: &mut String, peer: u32, c: &Connection, single: bool, opts: StatusOpts) {
+    out.push_str("  ");
+    match &c.conn_name {
+        Some(n) => {
+            out.push_str(n);
+            if opts.verbose {
+                out.push_str(&format!(" node-id:{peer}"));
+            }
+        }
+        None => out.push_str(&format!("node-id:{peer}")),
+    }
+    let connected = c.info.cstate == ConnState::Connected;
+    if opts.verbose || !connected {
+        out.push_str(&format!(" connection:{}", c.info.cstate.name()));
+    }
+    if opts.verbose || connected {
+        out.push_str(&format!(" role:{}", c.info.peer_role.name()));
+    }
+    if let Some(s) = c.stats {
+        if opts.verbose || s.congested {
+            out.push_str(&format!(" congested:{}", yes_no(s.congested)));
+        }
+        if opts.verbose {
+            out.push_str(&format!(
+                " ap-in-flight:{} rs-in-flight:{}",
+                s.ap_in_flight / 2,
+                s.rs_in_flight / 2
+            ));
+        }
+    }
+    out.push('\n');
+    if opts.verbose || opts.statistics || connected {
+        for (vol, p) in &c.peer_devices {
+            peer_device_text(out, *vol, p, single, opts);
+        }
+    }
+}
+
+fn peer_device_text(out: &mut String, vol: u32, p: &PeerDevice, single: bool, opts: StatusOpts) {
+    let mut parts: Vec<String> = Vec::new();
+    if opts.verbose || !(single && vol == 0) {
+        parts.push(format!("volume:{vol}"));
+    }
+    let i = &p.info;
+    if opts.verbose || i.repl > ReplState::Established {
+        parts.push(format!("replication:{}", i.repl.name()));
+    }
+    let mut stats_line = None;
+    if opts.verbose
+        || opts.statistics
+        || i.repl != ReplState::Off
+        || i.peer_disk != DiskState::DUnknown
+    {
+        parts.push(format!("peer-disk:{}", i.peer_disk.name()));
+        if i.peer_disk == DiskState::Diskless && (opts.verbose || !opts.is_tty) {
+            parts.push(format!(
+                "peer-client:{}",
+                yes_no_unknown(i.peer_intentional_diskless)
+            ));
+        }
+        if let Some(done) = p.stats.and_then(|s| s.done_percent()) {
+            parts.push(format!("done:{done:.2}"));
+        }
+        if opts.verbose || i.susp_user || i.susp_peer || i.susp_dependency {
+            parts.push(format!("resync-suspended:{}", i.resync_suspended_str()));
+        }
+        if opts.statistics {
+            if let Some(s) = p.stats {
+                let mut l = format!(" received:{} sent:{}", s.received / 2, s.sent / 2);
+                if opts.verbose || s.out_of_sync != 0 {
+                    l.push_str(&format!(" out-of-sync:{}", s.out_of_sync / 2));
+                }
+                if opts.verbose {
+                    l.push_str(&format!(" pending:{} unacked:{}", s.pending, s.unacked));
+                }
+                stats_line = Some(l);
+            }
+        }
+    }
+    if parts.is_empty() && stats_line.is_none() {
+        return;
+    }
+    out.push_str("    ");
+    out.push_str(&parts.join(" "));
+    if let Some(l) = stats_line {
+        out.push_str("\n       ");
+        out.push_str(&l);
+    }
+    out.push('\n');
+}
+
+/// `status --json` value of the resources in `model` (all, or only `only`).
+pub fn status_json(model: &Model, only: Option<&str>) -> Value {
+    let mut arr = Vec::new();
+    for r in model.resources.values() {
+        if only.is_some_and(|n| n != r.name) {
+            continue;
+        }
+        arr.push(resource_json(r));
+    }
+    Value::Array(arr)
+}
+
+fn resource_json(r: &Resource) -> Value {
+    let i = &r.info;
+    let mut m = Map::new();
+    m.insert("name".into(), json!(r.name));
+    if let Some(id) = r.node_id {
+        m.insert("node-id".into(), json!(id));
+    }
+    m.insert("role".into(), json!(i.role.name()));
+    m.insert(
+        "suspended".into(),
+        json!(i.susp_user || i.susp_no_data || i.susp_fencing || i.susp_quorum),
+    );
+    m.insert("suspended-user".into(), json!(i.susp_user));
+    m.insert("suspended-no-data".into(), json!(i.susp_no_data));
+    m.insert("suspended-fencing".into(), json!(i.susp_fencing));
+    m.insert("suspended-quorum".into(), json!(i.susp_quorum));
+    m.insert("force-io-failures".into(), json!(i.force_io_failures));
+    if let Some(s) = r.stats {
+        m.insert(
+            "write-ordering".into(),
+            json!(enums::write_ordering::name(s.write_ordering).unwrap_or("?")),
+        );
+    }
+    let devices: Vec<Value> = r
+        .devices
+        .iter()
+        .map(|(vol, d)| {
+            let mut dm = Map::new();
+            dm.insert("volume".into(), json!(vol));
+            dm.insert("minor".into(), json!(d.minor));
+            dm.insert("disk-state".into(), json!(d.info.disk.name()));
+            dm.insert(
+                "client".into(),
+                json!(d.info.intentional_diskless.unwrap_or(false)),
+            );
+            dm.insert("open".into(), json!(d.info.is_open.unwrap_or(false)));
+            dm.insert("quorum".into(), json!(d.info.has_quorum));
+            if let Some(s) = &d.stats {
+                dm.insert("size".into(), json!(s.size / 2));
+                dm.insert("read".into(), json!(s.read / 2));
+                dm.insert("written".into(), json!(s.write / 2));
+                dm.insert("al-writes".into(), json!(s.al_writes));
+                dm.insert("bm-writes".into(), json!(s.bm_writes));
+                dm.insert("upper-pending".into(), json!(s.upper_pending));
+                dm.insert("lower-pending".into(), json!(s.lower_pending));
+            }
+            Value::Object(dm)
+        })
+        .collect();
+    m.insert("devices".into(), Value::Array(devices));
+    let conns: Vec<Value> = r
+        .connections
+        .iter()
+        .map(|(peer, c)| {
+            let mut cm = Map::new();
+            cm.insert("peer-node-id".into(), json!(peer));
+            cm.insert(
+                "name".into(),
+                json!(c.conn_name.clone().unwrap_or_default()),
+            );
+            cm.insert("connection-state".into(), json!(c.info.cstate.name()));
+            cm.insert(
+                "congested".into(),
+                json!(c.stats.is_some_and(|s| s.congested)),
+            );
+            cm.insert("peer-role".into(), json!(c.info.peer_role.name()));
+            cm.insert("tls".into(), json!(false));
+            if let Some(s) = c.stats {
+                cm.insert("ap-in-flight".into(), json!(s.ap_in_flight / 2));
+                cm.insert("rs-in-flight".into(), json!(s.rs_in_flight / 2));
+            }
+            let paths: Vec<Value> = c
+                .paths
+                .iter()
+                .map(|p| {
+                    json!({
+                        "this_host": addr_json(&p.local),
+                        "remote_host": addr_json(&p.peer),
+                        "established": p.info.established,
+                    })
+                })
+                .collect();
+            cm.insert("paths".into(), Value::Array(paths));
+            let pds: Vec<Value> = c
+                .peer_devices
+                .iter()
+                .map(|(vol, p)| {
+                    let mut pm = Map::new();
+                    pm.insert("volume".into(), json!(vol));
+                    pm.insert("replication-state".into(), json!(p.info.repl.name()));
+                    pm.insert("peer-disk-state".into(), json!(p.info.peer_disk.name()));
+                    pm.insert(
+                        "peer-client".into(),
+                        json!(p.info.peer_intentional_diskless.unwrap_or(false)),
+                    );
+                    pm.insert(
+                        "resync-suspended".into(),
+                        json!(p.info.resync_suspended_str()),
+                    );
+                    if let Some(s) = p.stats {
+                        pm.insert("received".into(), json!(s.received / 2));
+                        pm.insert("sent".into(), json!(s.sent / 2));
+                        pm.insert("out-of-sync".into(), json!(s.out_of_sync / 2));
+                        pm.insert("pending".into(), json!(s.pending));
+                        pm.insert("unacked".into(), json!(s.unacked));
+                        let done = s.done_percent();
+                        pm.insert("has-sync-details".into(), json!(done.is_some()));
+                        pm.insert("has-online-verify-details".into(), json!(s.ov_left != 0));
+                        if let Some(d) = done {
+                            pm.insert("percent-resync-done".into(), json!(round2(d)));
+                        }
+                    }
+                    Value::Object(pm)
+                })
+                .collect();
+            cm.insert("peer_devices".into(), Value::Array(pds));
+            Value::Object(cm)
+        })
+        .collect();
+    m.insert("connections".into(), Value::Array(conns));
+    Value::Object(m)
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+fn addr_json(printed: &str) -> Value {
+    // "ipv4:1.2.3.4:7789" / "ipv6:[fd00::1]:7789"
+    let (family, rest) = printed.split_once(':').unwrap_or(("unknown", printed));
+    let (addr, port) = rest.rsplit_once(':').unwrap_or((rest, "0"));
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    json!({ "address": addr, "port": port.parse::<u32>().unwrap_or(0), "family": family })
+}
