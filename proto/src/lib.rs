@@ -12,6 +12,8 @@
 #![deny(missing_docs)]
 
 pub mod al;
+pub mod bitmap;
 pub mod codec;
 pub mod crc32c;
 pub mod meta;
+pub mod wire;
