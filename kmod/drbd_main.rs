@@ -69,7 +69,7 @@ impl kernel::Module for DrbdModule {
             return Err(e);
         }
         pr_info!(
-            "drbd: initialized. Version: {} (api:2/proto:{}-{}), drbd-rs {}\n",
+            "initialized. Version: {} (api:2/proto:{}-{}), drbd-rs {}\n",
             procfs::DRBD_VERSION,
             procfs::PROTOCOL_MIN,
             procfs::PROTOCOL_MAX,
@@ -89,6 +89,6 @@ impl Drop for DrbdModule {
         }
         sys::misc::blk_unregister();
         REGISTRY.remove();
-        pr_info!("drbd: module cleanup done.\n");
+        pr_info!("module cleanup done.\n");
     }
 }

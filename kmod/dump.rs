@@ -95,19 +95,19 @@ fn initial_state(em: &mut Emitter<'_>, reg: &RegistryInner, wanted: &dyn Fn(&cra
     for resource in reg.resources().filter(|r| wanted(&r.name)) {
         let rs = resource.state.lock();
         let count = rs.device_count();
-        em.item(cmd::RESOURCE_STATE, None, 0, |w| {
+        em.item(cmd::RESOURCE_STATE, None, ret::NO_ERROR, |w| {
             let flags = if count > 0 { notify::CONTINUES } else { 0 };
             events::build_resource(w, resource, &rs, notify::EXISTS | flags, Kind::Exists)
         });
         for (i, device) in rs.devices().enumerate() {
             let st = device.state.lock();
             let flags = if i + 1 < count { notify::CONTINUES } else { 0 };
-            em.item(cmd::DEVICE_STATE, Some(device.minor), 0, |w| {
+            em.item(cmd::DEVICE_STATE, Some(device.minor), ret::NO_ERROR, |w| {
                 events::build_device(w, device, &st, notify::EXISTS | flags, Kind::Exists)
             });
         }
     }
-    em.item(cmd::INITIAL_STATE_DONE, None, 0, |w| msg::notification(w, notify::EXISTS));
+    em.item(cmd::INITIAL_STATE_DONE, None, ret::NO_ERROR, |w| msg::notification(w, notify::EXISTS));
 }
 
 fn resources(em: &mut Emitter<'_>, reg: &RegistryInner, wanted: &dyn Fn(&crate::name::Name) -> bool) {

@@ -60,17 +60,17 @@ pub(crate) fn build_device(w: &mut NlaWriter<'_>, device: &Device, st: &DeviceSt
 
 fn send(command: u8, minor: Option<u32>, build: impl FnOnce(&mut NlaWriter<'_>) -> msg::Built) {
     let Ok(mut buf) = KVec::from_elem(0u8, msg::MSG_MAX, GFP_NOIO_COMPAT) else {
-        pr_warn!("drbd: event dropped: out of memory\n");
+        pr_warn!("event dropped: out of memory\n");
         return;
     };
     let mut w = NlaWriter::new(buf.as_mut_slice());
     if build(&mut w).is_err() {
-        pr_warn!("drbd: event dropped: message too large\n");
+        pr_warn!("event dropped: message too large\n");
         return;
     }
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = crate::sys::genl::multicast(command, seq, &msg::header(minor, 0), w.as_bytes()) {
-        pr_warn!("drbd: event not delivered ({})\n", e.to_errno());
+    if let Err(e) = crate::sys::genl::multicast(command, seq, &msg::header(minor, crate::spec::generated::ret::NO_ERROR), w.as_bytes()) {
+        pr_warn!("event not delivered ({})\n", e.to_errno());
     }
 }
 

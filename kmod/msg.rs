@@ -83,7 +83,13 @@ pub(crate) fn device_body(w: &mut NlaWriter<'_>, device: &Device, st: &DeviceSta
     w.put_u64(device_statistics::DEV_SIZE, size)?;
     w.put_u64(device_statistics::DEV_READ, device.counters.read_kib.load(Ordering::Relaxed) * 2)?;
     w.put_u64(device_statistics::DEV_WRITE, device.counters.written_kib.load(Ordering::Relaxed) * 2)?;
+    w.put_u32(device_statistics::DEV_UPPER_PENDING, 0)?;
     w.put_u32(device_statistics::DEV_LOWER_PENDING, device.inflight.load(Ordering::Relaxed) as u32)?;
+    w.put_u64(device_statistics::DEV_AL_WRITES, 0)?;
+    w.put_u64(device_statistics::DEV_BM_WRITES, 0)?;
+    w.put_flag(device_statistics::DEV_UPPER_BLOCKED, false)?;
+    w.put_flag(device_statistics::DEV_LOWER_BLOCKED, false)?;
+    w.put_flag(device_statistics::DEV_AL_SUSPENDED, false)?;
     if let Some(backing) = st.backing.as_ref() {
         w.put_u64(device_statistics::DEV_CURRENT_UUID, backing.sb.current_uuid)?;
         w.put_u64(device_statistics::DEV_EXPOSED_DATA_UUID, backing.sb.current_uuid)?;

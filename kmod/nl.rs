@@ -86,7 +86,7 @@ pub(crate) fn doit(ctx: &DoContext) -> i32 {
     let (code, failure) = match outcome {
         Ok(code) => (code, None),
         Err(f) => {
-            pr_info!("drbd: request {} failed: ({}) {} {}\n", req.cmd, f.code, f.text(), f.info.as_str());
+            pr_info!("request {} failed: ({}) {} {}\n", req.cmd, f.code, f.text(), f.info.as_str());
             (f.code, Some(f))
         }
     };

@@ -174,7 +174,7 @@ int shim_blk_register(void)
 
 	if (err)
 		return err;
-	err = bioset_init(&drbd_rs_bio_set, BIO_POOL_SIZE, 0, 0);
+	err = bioset_init(&drbd_rs_bio_set, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
 	if (err)
 		unregister_blkdev(DRBD_MAJOR_NR, "drbd");
 	return err;
@@ -194,6 +194,7 @@ struct gendisk *shim_alloc_disk(u32 minor, void *private_data)
 
 	blk_set_stacking_limits(&lim);
 	lim.max_hw_sectors = 1U << 11; /* 1 MiB, DRBD's max-bio-size */
+	lim.max_zone_append_sectors = 0; /* not zoned */
 	lim.features = BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
 	disk = blk_alloc_disk(&lim, NUMA_NO_NODE);
 	if (IS_ERR(disk))
@@ -250,6 +251,8 @@ struct bio *shim_bio_alloc_page(struct block_device *bdev, u64 sector, struct pa
 {
 	struct bio *bio = bio_alloc_bioset(bdev, 1, opf, GFP_NOIO, &drbd_rs_bio_set);
 
+	if (!bio)
+		return NULL;
 	bio->bi_iter.bi_sector = sector;
 	__bio_add_page(bio, page, PAGE_SIZE, 0);
 	return bio;

@@ -76,8 +76,11 @@ impl BlockDev {
     fn io(&self, sector: u64, page: &Page, opf: u32) -> Result {
         // SAFETY: `bdev` is valid (invariant) and `page` outlives the synchronous I/O.
         let bio = unsafe { ffi::shim_bio_alloc_page(self.bdev, sector, page.as_ptr(), opf) };
-        // SAFETY: `bio` was just allocated from a mempool-backed bio_set (never NULL with
-        // GFP_NOIO); `submit_bio_wait` sleeps until completion, then we drop our reference.
+        if bio.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `bio` is a valid bio we own; `submit_bio_wait` sleeps until completion, then
+        // we drop our reference.
         let ret = unsafe {
             let ret = bindings::submit_bio_wait(bio);
             bindings::bio_put(bio);
