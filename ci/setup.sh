@@ -2,7 +2,8 @@
 # Installs everything a fresh Debian 12 machine needs to build and test drbd-rs. Idempotent.
 source "$(dirname "$0")/lib.sh"
 PKGS=(linux-source-6.12 rustc-web rust-web-src clang llvm lld libclang-dev flex bison bc libelf-dev
-      libssl-dev cpio kmod qemu-system-x86 busybox-static e2fsprogs fio drbd-utils python3)
+      libssl-dev cpio kmod qemu-system-x86 busybox-static e2fsprogs fio drbd-utils dmsetup python3
+      rust-web-clippy)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

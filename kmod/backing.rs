@@ -39,8 +39,17 @@ pub(crate) struct Backing {
 
 fn open_error(code: i32, what: &str, path: &str, e: Error) -> crate::failure::Failure {
     if e == EBUSY {
-        let busy = if code == ret::ERR_OPEN_DISK { ret::ERR_BDCLAIM_DISK } else { ret::ERR_BDCLAIM_MD_DISK };
-        return fail!(busy, "{} {} is in use (mounted or claimed by another driver)", what, path);
+        let busy = if code == ret::ERR_OPEN_DISK {
+            ret::ERR_BDCLAIM_DISK
+        } else {
+            ret::ERR_BDCLAIM_MD_DISK
+        };
+        return fail!(
+            busy,
+            "{} {} is in use (mounted or claimed by another driver)",
+            what,
+            path
+        );
     }
     fail!(code, "open(\"{}\") failed with {}", path, e.to_errno())
 }
@@ -49,13 +58,19 @@ fn superblock_sector(index: MdIndex, md_dev_sectors: u64) -> Outcome<u64> {
     match index {
         MdIndex::Internal => {
             let aligned = md_dev_sectors & !7;
-            aligned.checked_sub(8).ok_or_else(|| fail!(ret::ERR_DISK_TOO_SMALL, "device has no room for meta-data"))
+            aligned
+                .checked_sub(8)
+                .ok_or_else(|| fail!(ret::ERR_DISK_TOO_SMALL, "device has no room for meta-data"))
         }
         MdIndex::FlexExternal => Ok(0),
         MdIndex::Indexed(n) => {
             let start = u64::from(n) * meta::MD_INDEXED_SLOT_SECT;
             if start + meta::MD_INDEXED_SLOT_SECT > md_dev_sectors {
-                return Err(fail!(ret::ERR_MD_DISK_TOO_SMALL, "meta-data index {} does not fit on the meta device", n));
+                return Err(fail!(
+                    ret::ERR_MD_DISK_TOO_SMALL,
+                    "meta-data index {} does not fit on the meta device",
+                    n
+                ));
             }
             Ok(start)
         }
@@ -64,35 +79,60 @@ fn superblock_sector(index: MdIndex, md_dev_sectors: u64) -> Outcome<u64> {
 
 impl Backing {
     /// Opens the devices, reads and validates the superblock, and claims it for `node_id`.
-    pub(crate) fn open(req: &AttachRequest<'_>, holder: *const core::ffi::c_void, node_id: u32) -> Outcome<Self> {
-        let index = MdIndex::from_raw(req.meta_dev_idx)
-            .map_err(|_| fail!(ret::ERR_MD_IDX_INVALID, "invalid meta-data index {}", req.meta_dev_idx))?;
+    pub(crate) fn open(
+        req: &AttachRequest<'_>,
+        holder: *const core::ffi::c_void,
+        node_id: u32,
+    ) -> Outcome<Self> {
+        let index = MdIndex::from_raw(req.meta_dev_idx).map_err(|_| {
+            fail!(
+                ret::ERR_MD_IDX_INVALID,
+                "invalid meta-data index {}",
+                req.meta_dev_idx
+            )
+        })?;
         if index == MdIndex::Internal && req.meta_dev != req.backing_dev {
-            return Err(fail!(ret::ERR_MD_IDX_INVALID, "internal meta-data must be on the backing device"));
+            return Err(fail!(
+                ret::ERR_MD_IDX_INVALID,
+                "internal meta-data must be on the backing device"
+            ));
         }
         if index != MdIndex::Internal && req.meta_dev == req.backing_dev {
-            return Err(fail!(ret::ERR_MD_IDX_INVALID, "external meta-data must be on another device"));
+            return Err(fail!(
+                ret::ERR_MD_IDX_INVALID,
+                "external meta-data must be on another device"
+            ));
         }
         let data = BlockDev::open(req.backing_dev, holder)
             .map_err(|e| open_error(ret::ERR_OPEN_DISK, "backing device", req.backing_dev, e))?;
         let data = Arc::new(data, GFP_KERNEL).map_err(|_| fail!(ret::ERR_NOMEM))?;
-        let meta = if index == MdIndex::Internal {
-            None
-        } else {
-            let holder = core::ptr::addr_of!(META_HOLDER).cast();
-            Some(BlockDev::open(req.meta_dev, holder).map_err(|e| open_error(ret::ERR_OPEN_MD_DISK, "meta device", req.meta_dev, e))?)
-        };
+        let meta =
+            if index == MdIndex::Internal {
+                None
+            } else {
+                let holder = core::ptr::addr_of!(META_HOLDER).cast();
+                Some(BlockDev::open(req.meta_dev, holder).map_err(|e| {
+                    open_error(ret::ERR_OPEN_MD_DISK, "meta device", req.meta_dev, e)
+                })?)
+            };
         let md_dev = meta.as_ref().unwrap_or(&data);
         let md_dev_sectors = md_dev.sectors();
         let sb_sector = superblock_sector(index, md_dev_sectors)?;
 
-        let mut block = KVec::from_elem(0u8, MD_BLOCK, GFP_KERNEL).map_err(|_| fail!(ret::ERR_NOMEM))?;
-        let block_ref: &mut [u8; MD_BLOCK] =
-            block.as_mut_slice().try_into().map_err(|_| fail!(ret::ERR_NOMEM))?;
-        md_dev
-            .read_block(sb_sector, block_ref)
-            .map_err(|e| fail!(ret::ERR_IO_MD_DISK, "reading the superblock failed with {}", e.to_errno()))?;
-        let sb = Superblock::decode(block_ref).map_err(|e| md_invalid(e))?;
+        let mut block =
+            KVec::from_elem(0u8, MD_BLOCK, GFP_KERNEL).map_err(|_| fail!(ret::ERR_NOMEM))?;
+        let block_ref: &mut [u8; MD_BLOCK] = block
+            .as_mut_slice()
+            .try_into()
+            .map_err(|_| fail!(ret::ERR_NOMEM))?;
+        md_dev.read_block(sb_sector, block_ref).map_err(|e| {
+            fail!(
+                ret::ERR_IO_MD_DISK,
+                "reading the superblock failed with {}",
+                e.to_errno()
+            )
+        })?;
+        let sb = Superblock::decode(block_ref).map_err(md_invalid)?;
         let layout = meta::md_layout(
             index,
             data.sectors(),
@@ -103,9 +143,12 @@ impl Backing {
             sb.bm_bytes_per_bit,
         )
         .map_err(|e| fail!(ret::ERR_MD_DISK_TOO_SMALL, "{}", e.message()))?;
-        sb.check(&layout).map_err(|e| md_invalid(e))?;
+        sb.check(&layout).map_err(md_invalid)?;
         if sb.check_al_clean().is_err() {
-            return Err(fail!(ret::ERR_MD_UNCLEAN, "Found unclean meta data. Did you \"drbdadm apply-al\"?"));
+            return Err(fail!(
+                ret::ERR_MD_UNCLEAN,
+                "Found unclean meta data. Did you \"drbdadm apply-al\"?"
+            ));
         }
         if sb.node_id >= 0 && sb.node_id as u32 != node_id {
             return Err(fail!(
@@ -116,10 +159,18 @@ impl Backing {
             ));
         }
         if layout.data_sectors == 0 {
-            return Err(fail!(ret::ERR_DISK_TOO_SMALL, "no room for data next to the meta-data"));
+            return Err(fail!(
+                ret::ERR_DISK_TOO_SMALL,
+                "no room for data next to the meta-data"
+            ));
         }
         let sb = KBox::new(sb, GFP_KERNEL).map_err(|_| fail!(ret::ERR_NOMEM))?;
-        Ok(Self { data, meta, layout, sb })
+        Ok(Self {
+            data,
+            meta,
+            layout,
+            sb,
+        })
     }
 
     /// Usable size of `/dev/drbd<minor>` in sectors.
@@ -146,17 +197,30 @@ impl Backing {
 
     /// Writes the in-memory superblock to disk (durably).
     pub(crate) fn write_superblock(&self) -> Outcome {
-        let mut block = KVec::from_elem(0u8, MD_BLOCK, GFP_KERNEL).map_err(|_| fail!(ret::ERR_NOMEM))?;
-        let block_ref: &mut [u8; MD_BLOCK] =
-            block.as_mut_slice().try_into().map_err(|_| fail!(ret::ERR_NOMEM))?;
+        let mut block =
+            KVec::from_elem(0u8, MD_BLOCK, GFP_KERNEL).map_err(|_| fail!(ret::ERR_NOMEM))?;
+        let block_ref: &mut [u8; MD_BLOCK] = block
+            .as_mut_slice()
+            .try_into()
+            .map_err(|_| fail!(ret::ERR_NOMEM))?;
         self.sb.encode(block_ref);
         let md_dev = self.meta.as_ref().unwrap_or(&self.data);
         md_dev
             .write_block(self.layout.md_offset, block_ref)
-            .map_err(|e| fail!(ret::ERR_IO_MD_DISK, "writing the superblock failed with {}", e.to_errno()))
+            .map_err(|e| {
+                fail!(
+                    ret::ERR_IO_MD_DISK,
+                    "writing the superblock failed with {}",
+                    e.to_errno()
+                )
+            })
     }
 }
 
 fn md_invalid(e: meta::MetaError) -> crate::failure::Failure {
-    fail!(ret::ERR_MD_INVALID, "{}. Did you \"drbdadm create-md\"?", e.message())
+    fail!(
+        ret::ERR_MD_INVALID,
+        "{}. Did you \"drbdadm create-md\"?",
+        e.message()
+    )
 }

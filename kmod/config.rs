@@ -14,24 +14,48 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 fn resource(reg: &RegistryInner, name: &str) -> Outcome<Arc<Resource>> {
-    reg.resource(name).cloned().ok_or_else(|| fail!(ret::ERR_RES_NOT_KNOWN, "unknown resource {}", name))
+    reg.resource(name)
+        .cloned()
+        .ok_or_else(|| fail!(ret::ERR_RES_NOT_KNOWN, "unknown resource {}", name))
 }
 
 fn device(reg: &RegistryInner, minor: u32) -> Outcome<Arc<Device>> {
-    reg.device(minor).ok_or_else(|| fail!(ret::ERR_MINOR_INVALID, "unknown minor {}", minor))
+    reg.device(minor)
+        .ok_or_else(|| fail!(ret::ERR_MINOR_INVALID, "unknown minor {}", minor))
 }
 
 /// `new-resource NAME NODE_ID`.
-pub(crate) fn new_resource(reg: &mut RegistryInner, name: &str, node_id: u32, opts: ResourceOptions) -> Outcome {
-    let valid = Name::new(name).ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "invalid resource name \"{}\"", name))?;
+pub(crate) fn new_resource(
+    reg: &mut RegistryInner,
+    name: &str,
+    node_id: u32,
+    opts: ResourceOptions,
+) -> Outcome {
+    let valid = Name::new(name).ok_or_else(|| {
+        fail!(
+            ret::ERR_INVALID_REQUEST,
+            "invalid resource name \"{}\"",
+            name
+        )
+    })?;
     if node_id > NODE_ID_MAX {
-        return Err(fail!(ret::ERR_INVALID_REQUEST, "node-id {} out of range 0..{}", node_id, NODE_ID_MAX));
+        return Err(fail!(
+            ret::ERR_INVALID_REQUEST,
+            "node-id {} out of range 0..{}",
+            node_id,
+            NODE_ID_MAX
+        ));
     }
     if let Some(existing) = reg.resource(name) {
         if existing.node_id == node_id {
             return Ok(());
         }
-        return Err(fail!(ret::ERR_INVALID_REQUEST, "resource {} exists with node-id {}", name, existing.node_id));
+        return Err(fail!(
+            ret::ERR_INVALID_REQUEST,
+            "resource {} exists with node-id {}",
+            name,
+            existing.node_id
+        ));
     }
     let res = Resource::new(valid, node_id, opts).map_err(|_| fail!(ret::ERR_NOMEM))?;
     reg.add(res.clone()).map_err(|_| fail!(ret::ERR_NOMEM))?;
@@ -56,7 +80,11 @@ pub(crate) fn del_resource(reg: &mut RegistryInner, name: &str) -> Outcome {
     let res = resource(reg, name)?;
     let rs = res.state.lock();
     if rs.device_count() > 0 {
-        return Err(fail!(ret::ERR_RES_IN_USE, "resource {} still has volumes (del-minor first)", name));
+        return Err(fail!(
+            ret::ERR_RES_IN_USE,
+            "resource {} still has volumes (del-minor first)",
+            name
+        ));
     }
     events::resource(&res, &rs, Kind::Destroy);
     drop(rs);
@@ -68,20 +96,47 @@ pub(crate) fn del_resource(reg: &mut RegistryInner, name: &str) -> Outcome {
 pub(crate) fn new_minor(reg: &mut RegistryInner, name: &str, minor: u32, volume: u32) -> Outcome {
     let res = resource(reg, name)?;
     if minor > MINOR_MAX {
-        return Err(fail!(ret::ERR_INVALID_REQUEST, "minor {} out of range 0..{}", minor, MINOR_MAX));
+        return Err(fail!(
+            ret::ERR_INVALID_REQUEST,
+            "minor {} out of range 0..{}",
+            minor,
+            MINOR_MAX
+        ));
     }
     if volume > VOLUME_MAX {
-        return Err(fail!(ret::ERR_INVALID_REQUEST, "volume {} out of range 0..{}", volume, VOLUME_MAX));
+        return Err(fail!(
+            ret::ERR_INVALID_REQUEST,
+            "volume {} out of range 0..{}",
+            volume,
+            VOLUME_MAX
+        ));
     }
     if reg.device(minor).is_some() {
-        return Err(fail!(ret::ERR_MINOR_OR_VOLUME_EXISTS, "minor {} exists already", minor));
+        return Err(fail!(
+            ret::ERR_MINOR_OR_VOLUME_EXISTS,
+            "minor {} exists already",
+            minor
+        ));
     }
     let mut rs = res.state.lock();
     if rs.device_by_volume(volume).is_some() {
-        return Err(fail!(ret::ERR_MINOR_OR_VOLUME_EXISTS, "volume {} of {} exists already", volume, name));
+        return Err(fail!(
+            ret::ERR_MINOR_OR_VOLUME_EXISTS,
+            "volume {} of {} exists already",
+            volume,
+            name
+        ));
     }
-    let dev = Device::create(res.clone(), minor, volume).map_err(|e| fail!(ret::ERR_NOMEM, "creating /dev/drbd{} failed ({})", minor, e.to_errno()))?;
-    rs.add_device(dev.clone()).map_err(|_| fail!(ret::ERR_NOMEM))?;
+    let dev = Device::create(res.clone(), minor, volume).map_err(|e| {
+        fail!(
+            ret::ERR_NOMEM,
+            "creating /dev/drbd{} failed ({})",
+            minor,
+            e.to_errno()
+        )
+    })?;
+    rs.add_device(dev.clone())
+        .map_err(|_| fail!(ret::ERR_NOMEM))?;
     dev.set_writable(rs.role == Role::Primary);
     events::device(&dev, &dev.state.lock(), Kind::Create);
     Ok(())
@@ -99,10 +154,18 @@ fn remove_device(dev: &Arc<Device>) -> Outcome {
     let disk = {
         let mut st = dev.state.lock();
         if st.backing.is_some() {
-            return Err(fail!(ret::ERR_MINOR_CONFIGURED, "minor {} is attached (detach first)", dev.minor));
+            return Err(fail!(
+                ret::ERR_MINOR_CONFIGURED,
+                "minor {} is attached (detach first)",
+                dev.minor
+            ));
         }
         if st.openers > 0 {
-            return Err(fail!(ss::DEVICE_IN_USE, "/dev/drbd{} is held open by someone", dev.minor));
+            return Err(fail!(
+                ss::DEVICE_IN_USE,
+                "/dev/drbd{} is held open by someone",
+                dev.minor
+            ));
         }
         st.removing = true;
         events::device(dev, &st, Kind::Destroy);
@@ -137,16 +200,30 @@ pub(crate) fn attach(reg: &mut RegistryInner, minor: u32, req: &AttachRequest<'_
     backing.sb.effective_size = backing.data_sectors();
     let disk_state = backing.disk_state_alone();
     if rs.role == Role::Primary && disk_state != DiskState::UpToDate {
-        return Err(fail!(ss::NO_UP_TO_DATE_DISK, "a Primary can only attach UpToDate data"));
+        return Err(fail!(
+            ss::NO_UP_TO_DATE_DISK,
+            "a Primary can only attach UpToDate data"
+        ));
     }
     backing.write_superblock()?;
     if let Some(disk) = st.disk.as_ref() {
         if let Err(e) = disk.stack_limits(&backing.data) {
-            pr_warn!("drbd{}: could not adopt the queue limits of {} ({})\n", minor, req.backing_dev, e.to_errno());
+            pr_warn!(
+                "drbd{}: could not adopt the queue limits of {} ({})\n",
+                minor,
+                req.backing_dev,
+                e.to_errno()
+            );
         }
         disk.set_capacity(backing.data_sectors());
     }
-    pr_info!("drbd{}: attached to {} ({} sectors usable, disk {})\n", minor, req.backing_dev, backing.data_sectors(), disk_state.name());
+    pr_info!(
+        "drbd{}: attached to {} ({} sectors usable, disk {})\n",
+        minor,
+        req.backing_dev,
+        backing.data_sectors(),
+        disk_state.name()
+    );
     dev.set_lower(Some(backing.data.clone()), rs.role == Role::Primary);
     st.backing = Some(backing);
     st.disk_state = disk_state;
@@ -168,7 +245,10 @@ fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
         return Ok(());
     }
     if rs.role == Role::Primary && !force {
-        return Err(fail!(ss::NO_UP_TO_DATE_DISK, "detaching would leave the Primary without data (no peers)"));
+        return Err(fail!(
+            ss::NO_UP_TO_DATE_DISK,
+            "detaching would leave the Primary without data (no peers)"
+        ));
     }
     st.disk_state = DiskState::Detaching;
     events::device(dev, &st, Kind::Change);
@@ -177,7 +257,7 @@ fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
     if let Some(mut backing) = st.backing.take() {
         backing.sb.flags |= meta::MDF_AL_CLEAN;
         if let Err(f) = backing.write_superblock() {
-            pr_warn!("drbd{}: {} {}\n", dev.minor, f.text(), f.info.as_str());
+            pr_warn!("drbd{}: {} {}\n", dev.minor, f.text(), f.info());
         }
     }
     if let Some(disk) = st.disk.as_ref() {

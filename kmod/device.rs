@@ -162,7 +162,11 @@ impl Device {
                     return Err(EROFS);
                 }
                 if let Err(failure) = crate::role::promote(&self.resource, &mut rs, false) {
-                    pr_info!("{}: Auto-promote failed: {}\n", self.resource.name, failure.text());
+                    pr_info!(
+                        "{}: Auto-promote failed: {}\n",
+                        self.resource.name,
+                        failure.text()
+                    );
                     return Err(EROFS);
                 }
                 rs.auto_promoted = true;

@@ -21,7 +21,13 @@ struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
-    fn item(&mut self, command: u8, minor: Option<u32>, ret_code: i32, build: impl FnOnce(&mut NlaWriter<'_>) -> msg::Built) {
+    fn item(
+        &mut self,
+        command: u8,
+        minor: Option<u32>,
+        ret_code: i32,
+        build: impl FnOnce(&mut NlaWriter<'_>) -> msg::Built,
+    ) {
         if self.full || self.error.is_some() {
             return;
         }
@@ -36,10 +42,15 @@ impl Emitter<'_> {
             return;
         }
         let empty = self.ctx.is_empty();
-        match self.ctx.put(command, &msg::header(minor, ret_code), w.as_bytes()) {
+        match self
+            .ctx
+            .put(command, &msg::header(minor, ret_code), w.as_bytes())
+        {
             Ok(DumpPut::Added) => self.skip = index + 1,
             Ok(DumpPut::Full) if !empty => self.full = true,
-            Ok(DumpPut::Full) => self.error = Some(crate::sys::misc::errno(kernel::bindings::EMSGSIZE)),
+            Ok(DumpPut::Full) => {
+                self.error = Some(crate::sys::misc::errno(kernel::bindings::EMSGSIZE))
+            }
             Err(e) => self.error = Some(e),
         }
     }
@@ -48,7 +59,9 @@ impl Emitter<'_> {
 /// Entry point for every dump command.
 pub(crate) fn dumpit(ctx: &mut DumpContext) -> i32 {
     let (command, filter) = {
-        let Some(req) = ctx.request() else { return EINVAL.to_errno() };
+        let Some(req) = ctx.request() else {
+            return EINVAL.to_errno();
+        };
         let parsed = match Ctx::parse(req.attrs) {
             Ok(c) => c,
             Err(_) => return EINVAL.to_errno(),
@@ -62,17 +75,34 @@ pub(crate) fn dumpit(ctx: &mut DumpContext) -> i32 {
         };
         (req.cmd, filter)
     };
-    let Some(registry) = crate::REGISTRY.get() else { return ENODEV.to_errno() };
-    let Ok(buf) = KVec::from_elem(0u8, msg::MSG_MAX, GFP_KERNEL) else { return ENOMEM.to_errno() };
+    let Some(registry) = crate::REGISTRY.get() else {
+        return ENODEV.to_errno();
+    };
+    let Ok(buf) = KVec::from_elem(0u8, msg::MSG_MAX, GFP_KERNEL) else {
+        return ENOMEM.to_errno();
+    };
     let skip = ctx.cursor(0);
-    let mut em = Emitter { ctx, buf, skip, index: 0, full: false, error: None };
+    let mut em = Emitter {
+        ctx,
+        buf,
+        skip,
+        index: 0,
+        full: false,
+        error: None,
+    };
     {
         let reg = registry.inner.lock();
-        let unknown = filter.as_ref().is_some_and(|f| reg.resource(f.as_str()).is_none());
+        let unknown = filter
+            .as_ref()
+            .is_some_and(|f| reg.resource(f.as_str()).is_none());
         if unknown {
             em.item(command, None, ret::ERR_RES_NOT_KNOWN, |_| Ok(()));
         } else {
-            let wanted = |name: &crate::name::Name| filter.as_ref().map_or(true, |f| f.as_str() == name.as_str());
+            let wanted = |name: &crate::name::Name| {
+                filter
+                    .as_ref()
+                    .map_or(true, |f| f.as_str() == name.as_str())
+            };
             match command {
                 cmd::ADM_GET_INITIAL_STATE => initial_state(&mut em, &reg, &wanted),
                 cmd::ADM_GET_RESOURCES => resources(&mut em, &reg, &wanted),
@@ -91,7 +121,11 @@ pub(crate) fn dumpit(ctx: &mut DumpContext) -> i32 {
     }
 }
 
-fn initial_state(em: &mut Emitter<'_>, reg: &RegistryInner, wanted: &dyn Fn(&crate::name::Name) -> bool) {
+fn initial_state(
+    em: &mut Emitter<'_>,
+    reg: &RegistryInner,
+    wanted: &dyn Fn(&crate::name::Name) -> bool,
+) {
     for resource in reg.resources().filter(|r| wanted(&r.name)) {
         let rs = resource.state.lock();
         let count = rs.device_count();
@@ -107,10 +141,16 @@ fn initial_state(em: &mut Emitter<'_>, reg: &RegistryInner, wanted: &dyn Fn(&cra
             });
         }
     }
-    em.item(cmd::INITIAL_STATE_DONE, None, ret::NO_ERROR, |w| msg::notification(w, notify::EXISTS));
+    em.item(cmd::INITIAL_STATE_DONE, None, ret::NO_ERROR, |w| {
+        msg::notification(w, notify::EXISTS)
+    });
 }
 
-fn resources(em: &mut Emitter<'_>, reg: &RegistryInner, wanted: &dyn Fn(&crate::name::Name) -> bool) {
+fn resources(
+    em: &mut Emitter<'_>,
+    reg: &RegistryInner,
+    wanted: &dyn Fn(&crate::name::Name) -> bool,
+) {
     for resource in reg.resources().filter(|r| wanted(&r.name)) {
         let rs = resource.state.lock();
         em.item(cmd::ADM_GET_RESOURCES, None, ret::NO_ERROR, |w| {
@@ -125,10 +165,15 @@ fn devices(em: &mut Emitter<'_>, reg: &RegistryInner, wanted: &dyn Fn(&crate::na
         let rs = resource.state.lock();
         for device in rs.devices() {
             let st = device.state.lock();
-            em.item(cmd::ADM_GET_DEVICES, Some(device.minor), ret::NO_ERROR, |w| {
-                msg::context(w, resource, Some(device.volume))?;
-                msg::device_body(w, device, &st)
-            });
+            em.item(
+                cmd::ADM_GET_DEVICES,
+                Some(device.minor),
+                ret::NO_ERROR,
+                |w| {
+                    msg::context(w, resource, Some(device.volume))?;
+                    msg::device_body(w, device, &st)
+                },
+            );
         }
     }
 }

@@ -39,7 +39,13 @@ impl Kind {
 }
 
 /// Builds a resource notification into `w` (shared with the initial-state dump).
-pub(crate) fn build_resource(w: &mut NlaWriter<'_>, resource: &Resource, rs: &ResourceState, nh_type: u32, kind: Kind) -> msg::Built {
+pub(crate) fn build_resource(
+    w: &mut NlaWriter<'_>,
+    resource: &Resource,
+    rs: &ResourceState,
+    nh_type: u32,
+    kind: Kind,
+) -> msg::Built {
     msg::notification(w, nh_type)?;
     msg::context(w, resource, None)?;
     if kind != Kind::Destroy {
@@ -49,7 +55,13 @@ pub(crate) fn build_resource(w: &mut NlaWriter<'_>, resource: &Resource, rs: &Re
 }
 
 /// Builds a device notification into `w` (shared with the initial-state dump).
-pub(crate) fn build_device(w: &mut NlaWriter<'_>, device: &Device, st: &DeviceState, nh_type: u32, kind: Kind) -> msg::Built {
+pub(crate) fn build_device(
+    w: &mut NlaWriter<'_>,
+    device: &Device,
+    st: &DeviceState,
+    nh_type: u32,
+    kind: Kind,
+) -> msg::Built {
     msg::notification(w, nh_type)?;
     msg::context(w, &device.resource, Some(device.volume))?;
     if kind != Kind::Destroy {
@@ -69,7 +81,12 @@ fn send(command: u8, minor: Option<u32>, build: impl FnOnce(&mut NlaWriter<'_>) 
         return;
     }
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = crate::sys::genl::multicast(command, seq, &msg::header(minor, crate::spec::generated::ret::NO_ERROR), w.as_bytes()) {
+    if let Err(e) = crate::sys::genl::multicast(
+        command,
+        seq,
+        &msg::header(minor, crate::spec::generated::ret::NO_ERROR),
+        w.as_bytes(),
+    ) {
         pr_warn!("event not delivered ({})\n", e.to_errno());
     }
 }
@@ -79,10 +96,14 @@ const GFP_NOIO_COMPAT: kernel::alloc::Flags = GFP_KERNEL;
 
 /// Announces a resource state.
 pub(crate) fn resource(resource: &Resource, rs: &ResourceState, kind: Kind) {
-    send(cmd::RESOURCE_STATE, None, |w| build_resource(w, resource, rs, kind.nh_type(), kind));
+    send(cmd::RESOURCE_STATE, None, |w| {
+        build_resource(w, resource, rs, kind.nh_type(), kind)
+    });
 }
 
 /// Announces a device state.
 pub(crate) fn device(device: &Device, st: &DeviceState, kind: Kind) {
-    send(cmd::DEVICE_STATE, Some(device.minor), |w| build_device(w, device, st, kind.nh_type(), kind));
+    send(cmd::DEVICE_STATE, Some(device.minor), |w| {
+        build_device(w, device, st, kind.nh_type(), kind)
+    });
 }

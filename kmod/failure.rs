@@ -4,6 +4,7 @@
 use crate::spec::generated::{ret, ss};
 use crate::text::TextBuf;
 use core::fmt::Write;
+use kernel::prelude::*;
 
 /// Info texts longer than this are truncated.
 pub(crate) const INFO_MAX: usize = 256;
@@ -12,8 +13,9 @@ pub(crate) const INFO_MAX: usize = 256;
 pub(crate) struct Failure {
     /// `drbd_ret_code` (> 101) or state-change result (< 1).
     pub(crate) code: i32,
-    /// Extra text for `additional info from kernel:`.
-    pub(crate) info: TextBuf<INFO_MAX>,
+    /// Extra text for `additional info from kernel:` (boxed: results stay small; a failed
+    /// allocation only loses the text).
+    info: Option<KBox<TextBuf<INFO_MAX>>>,
 }
 
 /// Result of a configuration step.
@@ -22,14 +24,22 @@ pub(crate) type Outcome<T = ()> = core::result::Result<T, Failure>;
 impl Failure {
     /// A failure with a code and no extra text.
     pub(crate) fn code(code: i32) -> Self {
-        Self { code, info: TextBuf::new() }
+        Self { code, info: None }
     }
 
     /// A failure with a code and an info text.
     pub(crate) fn with(code: i32, args: core::fmt::Arguments<'_>) -> Self {
-        let mut f = Self::code(code);
-        let _ = f.info.write_fmt(args);
-        f
+        let mut text = TextBuf::new();
+        let _ = text.write_fmt(args);
+        Self {
+            code,
+            info: KBox::new(text, GFP_KERNEL).ok(),
+        }
+    }
+
+    /// The info text ("" if none).
+    pub(crate) fn info(&self) -> &str {
+        self.info.as_ref().map_or("", |t| t.as_str())
     }
 
     /// DRBD's description of the code.

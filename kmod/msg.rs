@@ -46,7 +46,12 @@ pub(crate) fn context(w: &mut NlaWriter<'_>, resource: &Resource, volume: Option
 }
 
 /// Resource options, info and statistics.
-pub(crate) fn resource_body(w: &mut NlaWriter<'_>, resource: &Resource, rs: &ResourceState, with_opts: bool) -> Built {
+pub(crate) fn resource_body(
+    w: &mut NlaWriter<'_>,
+    resource: &Resource,
+    rs: &ResourceState,
+    with_opts: bool,
+) -> Built {
     if with_opts {
         let nest = w.nest_start(tla::RESOURCE_OPTS)?;
         w.put_u32(res_opts::NODE_ID, resource.node_id)?;
@@ -81,10 +86,19 @@ pub(crate) fn device_body(w: &mut NlaWriter<'_>, device: &Device, st: &DeviceSta
     let nest = w.nest_start(tla::DEVICE_STATISTICS)?;
     let size = st.backing.as_ref().map_or(0, |b| b.data_sectors());
     w.put_u64(device_statistics::DEV_SIZE, size)?;
-    w.put_u64(device_statistics::DEV_READ, device.counters.read_kib.load(Ordering::Relaxed) * 2)?;
-    w.put_u64(device_statistics::DEV_WRITE, device.counters.written_kib.load(Ordering::Relaxed) * 2)?;
+    w.put_u64(
+        device_statistics::DEV_READ,
+        device.counters.read_kib.load(Ordering::Relaxed) * 2,
+    )?;
+    w.put_u64(
+        device_statistics::DEV_WRITE,
+        device.counters.written_kib.load(Ordering::Relaxed) * 2,
+    )?;
     w.put_u32(device_statistics::DEV_UPPER_PENDING, 0)?;
-    w.put_u32(device_statistics::DEV_LOWER_PENDING, device.inflight.load(Ordering::Relaxed) as u32)?;
+    w.put_u32(
+        device_statistics::DEV_LOWER_PENDING,
+        device.inflight.load(Ordering::Relaxed) as u32,
+    )?;
     w.put_u64(device_statistics::DEV_AL_WRITES, 0)?;
     w.put_u64(device_statistics::DEV_BM_WRITES, 0)?;
     w.put_flag(device_statistics::DEV_UPPER_BLOCKED, false)?;
@@ -92,7 +106,10 @@ pub(crate) fn device_body(w: &mut NlaWriter<'_>, device: &Device, st: &DeviceSta
     w.put_flag(device_statistics::DEV_AL_SUSPENDED, false)?;
     if let Some(backing) = st.backing.as_ref() {
         w.put_u64(device_statistics::DEV_CURRENT_UUID, backing.sb.current_uuid)?;
-        w.put_u64(device_statistics::DEV_EXPOSED_DATA_UUID, backing.sb.current_uuid)?;
+        w.put_u64(
+            device_statistics::DEV_EXPOSED_DATA_UUID,
+            backing.sb.current_uuid,
+        )?;
         w.put_u32(device_statistics::DEV_DISK_FLAGS, backing.sb.flags)?;
     }
     w.nest_end(nest)

@@ -19,12 +19,18 @@ impl Name {
     /// would break event lines, paths or the status output.
     pub(crate) fn new(s: &str) -> Option<Self> {
         let raw = s.as_bytes();
-        if raw.is_empty() || raw.len() > NAME_MAX || raw.iter().any(|&b| !(0x21..0x7f).contains(&b) || b == b'/') {
+        if raw.is_empty()
+            || raw.len() > NAME_MAX
+            || raw.iter().any(|&b| !(0x21..0x7f).contains(&b) || b == b'/')
+        {
             return None;
         }
         let mut bytes = [0u8; NAME_MAX];
         bytes[..raw.len()].copy_from_slice(raw);
-        Some(Self { bytes, len: raw.len() })
+        Some(Self {
+            bytes,
+            len: raw.len(),
+        })
     }
 
     /// The name as text.

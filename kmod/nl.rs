@@ -37,7 +37,12 @@ fn member<'a>(set: &'a [u8], nr: u16) -> Outcome<Option<Attr<'a>>> {
     nla::find(set, nr).map_err(|e| malformed("attribute", e))
 }
 
-fn get<'a, T>(set: &'a [u8], nr: u16, what: &str, conv: impl FnOnce(&Attr<'a>) -> Result<T, NlaError>) -> Outcome<Option<T>> {
+fn get<'a, T>(
+    set: &'a [u8],
+    nr: u16,
+    what: &str,
+    conv: impl FnOnce(&Attr<'a>) -> Result<T, NlaError>,
+) -> Outcome<Option<T>> {
     match member(set, nr)? {
         Some(a) => conv(&a).map(Some).map_err(|e| malformed(what, e)),
         None => Ok(None),
@@ -60,19 +65,24 @@ impl<'a> Ctx<'a> {
             return Ok(Self::default());
         };
         Ok(Self {
-            resource_name: get(set, cfg_context::CTX_RESOURCE_NAME, "resource name", |a| a.as_str(128))?,
+            resource_name: get(set, cfg_context::CTX_RESOURCE_NAME, "resource name", |a| {
+                a.as_str(128)
+            })?,
             volume: get(set, cfg_context::CTX_VOLUME, "volume", |a| a.as_u32())?,
         })
     }
 
     fn resource(&self) -> Outcome<&'a str> {
-        self.resource_name.ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "resource name missing"))
+        self.resource_name
+            .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "resource name missing"))
     }
 }
 
 /// Entry point for every configuration command.
 pub(crate) fn doit(ctx: &DoContext) -> i32 {
-    let Some(req) = ctx.request() else { return EINVAL.to_errno() };
+    let Some(req) = ctx.request() else {
+        return EINVAL.to_errno();
+    };
     if !ctx.capable_sys_admin() {
         return EPERM.to_errno();
     }
@@ -86,16 +96,26 @@ pub(crate) fn doit(ctx: &DoContext) -> i32 {
     let (code, failure) = match outcome {
         Ok(code) => (code, None),
         Err(f) => {
-            pr_info!("request {} failed: ({}) {} {}\n", req.cmd, f.code, f.text(), f.info.as_str());
+            pr_info!(
+                "request {} failed: ({}) {} {}\n",
+                req.cmd,
+                f.code,
+                f.text(),
+                f.info()
+            );
             (f.code, Some(f))
         }
     };
     let mut buf = [0u8; 512];
     let mut w = NlaWriter::new(&mut buf);
-    if let Some(f) = failure.as_ref().filter(|f| !f.info.is_empty()) {
-        let _ = msg::reply_info(&mut w, f.info.as_str());
+    if let Some(f) = failure.as_ref().filter(|f| !f.info().is_empty()) {
+        let _ = msg::reply_info(&mut w, f.info());
     }
-    let minor = if req.minor == crate::spec::generated::MINOR_NONE { None } else { Some(req.minor) };
+    let minor = if req.minor == crate::spec::generated::MINOR_NONE {
+        None
+    } else {
+        Some(req.minor)
+    };
     match ctx.reply(req.cmd, &msg::header(minor, code), w.as_bytes()) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
@@ -112,52 +132,74 @@ fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outc
                 Some(s) => get(s, res_opts::NODE_ID, "node-id", |a| a.as_u32())?,
                 None => None,
             };
-            let node_id = node_id.ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "node-id missing (drbd 8 compatibility mode is not supported)"))?;
+            let node_id = node_id.ok_or_else(|| {
+                fail!(
+                    ret::ERR_INVALID_REQUEST,
+                    "node-id missing (drbd 8 compatibility mode is not supported)"
+                )
+            })?;
             let opts = resource_options(set, ResourceOptions::default())?;
-            config::new_resource(reg, c.resource()?, node_id, opts).map(|_| ret::NO_ERROR)
+            config::new_resource(reg, c.resource()?, node_id, opts).map(|()| ret::NO_ERROR)
         }
         cmd::ADM_RESOURCE_OPTS => {
             let set = members(attrs, tla::RESOURCE_OPTS, "resource options")?;
-            config::resource_options(reg, c.resource()?, |old| resource_options(set, old)).map(|_| ret::NO_ERROR)
+            config::resource_options(reg, c.resource()?, |old| resource_options(set, old))
+                .map(|()| ret::NO_ERROR)
         }
-        cmd::ADM_DEL_RESOURCE => config::del_resource(reg, c.resource()?).map(|_| ret::NO_ERROR),
+        cmd::ADM_DEL_RESOURCE => config::del_resource(reg, c.resource()?).map(|()| ret::NO_ERROR),
         cmd::ADM_NEW_MINOR => {
-            let volume = c.volume.ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "volume number missing"))?;
-            config::new_minor(reg, c.resource()?, req.minor, volume).map(|_| ret::NO_ERROR)
+            let volume = c
+                .volume
+                .ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "volume number missing"))?;
+            config::new_minor(reg, c.resource()?, req.minor, volume).map(|()| ret::NO_ERROR)
         }
-        cmd::ADM_DEL_MINOR => config::del_minor(reg, req.minor).map(|_| ret::NO_ERROR),
+        cmd::ADM_DEL_MINOR => config::del_minor(reg, req.minor).map(|()| ret::NO_ERROR),
         cmd::ADM_ATTACH => {
             let set = members(attrs, tla::DISK_CONF, "disk configuration")?
                 .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "disk configuration missing"))?;
-            let backing_dev = get(set, disk_conf::BACKING_DEV, "backing device", |a| a.as_str(PATH_MAX))?
-                .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "backing device missing"))?;
-            let meta_dev = get(set, disk_conf::META_DEV, "meta-data device", |a| a.as_str(PATH_MAX))?
-                .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "meta-data device missing"))?;
-            let meta_dev_idx = get(set, disk_conf::META_DEV_IDX, "meta-data index", |a| a.as_i32())?
-                .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "meta-data index missing"))?;
-            let request = AttachRequest { backing_dev, meta_dev, meta_dev_idx };
-            config::attach(reg, req.minor, &request).map(|_| ret::NO_ERROR)
+            let backing_dev = get(set, disk_conf::BACKING_DEV, "backing device", |a| {
+                a.as_str(PATH_MAX)
+            })?
+            .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "backing device missing"))?;
+            let meta_dev = get(set, disk_conf::META_DEV, "meta-data device", |a| {
+                a.as_str(PATH_MAX)
+            })?
+            .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "meta-data device missing"))?;
+            let meta_dev_idx = get(set, disk_conf::META_DEV_IDX, "meta-data index", |a| {
+                a.as_i32()
+            })?
+            .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "meta-data index missing"))?;
+            let request = AttachRequest {
+                backing_dev,
+                meta_dev,
+                meta_dev_idx,
+            };
+            config::attach(reg, req.minor, &request).map(|()| ret::NO_ERROR)
         }
         cmd::ADM_DETACH => {
             let force = match members(attrs, tla::DETACH_PARMS, "detach parameters")? {
-                Some(s) => get(s, detach_parms::FORCE_DETACH, "force", |a| a.as_flag())?.unwrap_or(false),
+                Some(s) => {
+                    get(s, detach_parms::FORCE_DETACH, "force", |a| a.as_flag())?.unwrap_or(false)
+                }
                 None => false,
             };
-            config::detach(reg, req.minor, force).map(|_| ss::SUCCESS)
+            config::detach(reg, req.minor, force).map(|()| ss::SUCCESS)
         }
         cmd::ADM_PRIMARY | cmd::ADM_SECONDARY => {
             let force = match members(attrs, tla::SET_ROLE_PARMS, "role parameters")? {
-                Some(s) => get(s, set_role_parms::FORCE, "force", |a| a.as_flag())?.unwrap_or(false),
+                Some(s) => {
+                    get(s, set_role_parms::FORCE, "force", |a| a.as_flag())?.unwrap_or(false)
+                }
                 None => false,
             };
             let name = c.resource()?;
             if req.cmd == cmd::ADM_PRIMARY {
-                config::primary(reg, name, force).map(|_| ss::SUCCESS)
+                config::primary(reg, name, force).map(|()| ss::SUCCESS)
             } else {
-                config::secondary(reg, name).map(|_| ss::SUCCESS)
+                config::secondary(reg, name).map(|()| ss::SUCCESS)
             }
         }
-        cmd::ADM_DOWN => config::down(reg, c.resource()?).map(|_| ret::NO_ERROR),
+        cmd::ADM_DOWN => config::down(reg, c.resource()?).map(|()| ret::NO_ERROR),
         other => Err(fail!(
             ret::ERR_INVALID_REQUEST,
             "command {} is not supported by this drbd-rs version (no replication yet)",

@@ -14,8 +14,17 @@ pub(crate) type TextBuf = crate::text::TextBuf<512>;
 
 /// Writes the contents of /proc/drbd.
 pub(crate) fn render(out: &mut TextBuf) {
-    let _ = writeln!(out, "version: {} (api:2/proto:{}-{})", DRBD_VERSION, PROTOCOL_MIN, PROTOCOL_MAX);
-    let _ = writeln!(out, "GIT-hash: {} build by drbd-rs, {}", crate::build_info::GIT_HASH, crate::build_info::BUILD_DATE);
+    let _ = writeln!(
+        out,
+        "version: {} (api:2/proto:{}-{})",
+        DRBD_VERSION, PROTOCOL_MIN, PROTOCOL_MAX
+    );
+    let _ = writeln!(
+        out,
+        "GIT-hash: {} build by drbd-rs, {}",
+        crate::build_info::GIT_HASH,
+        crate::build_info::BUILD_DATE
+    );
     // No transport is loaded yet: the TCP transport arrives with replication.
     let _ = writeln!(out, "Transports (api:21):");
 }

@@ -59,12 +59,16 @@ impl RegistryInner {
 
     /// Removes the resource called `name`.
     pub(crate) fn remove(&mut self, name: &str) -> Option<Arc<Resource>> {
-        self.resources.iter_mut().find(|s| s.as_ref().is_some_and(|r| r.name == *name))?.take()
+        self.resources
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|r| r.name == *name))?
+            .take()
     }
 
     /// The device with `minor`, in any resource.
     pub(crate) fn device(&self, minor: u32) -> Option<Arc<Device>> {
-        self.resources().find_map(|r| r.state.lock().devices().find(|d| d.minor == minor).cloned())
+        self.resources()
+            .find_map(|r| r.state.lock().devices().find(|d| d.minor == minor).cloned())
     }
 
     /// Drops everything (module exit): every device is detached and removed first.

@@ -9,9 +9,9 @@
 use crate::device::Device;
 use crate::name::Name;
 use crate::spec::generated::Role;
+use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
-use kernel::new_mutex;
 
 /// Resource options that matter on a single node (`RESOURCE_OPTS`).
 #[derive(Clone, Copy)]
@@ -98,7 +98,10 @@ impl ResourceState {
 
     /// Removes the device with `minor` from the list and returns it.
     pub(crate) fn remove_device(&mut self, minor: u32) -> Option<Arc<Device>> {
-        let slot = self.devices.iter_mut().find(|s| s.as_ref().is_some_and(|d| d.minor == minor))?;
+        let slot = self
+            .devices
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|d| d.minor == minor))?;
         slot.take()
     }
 

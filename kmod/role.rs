@@ -52,8 +52,13 @@ pub(crate) fn promote(resource: &Resource, rs: &mut ResourceState, force: bool) 
             if was != DiskState::UpToDate {
                 new_current_uuid(&mut backing.sb, true);
                 backing.sb.flags |= meta::MDF_CONSISTENT | meta::MDF_WAS_UP_TO_DATE;
-                pr_info!("{}/{} drbd{}: forced to UpToDate, new current UUID {:016X}\n",
-                    resource.name, device.volume, device.minor, backing.sb.current_uuid);
+                pr_info!(
+                    "{}/{} drbd{}: forced to UpToDate, new current UUID {:016X}\n",
+                    resource.name,
+                    device.volume,
+                    device.minor,
+                    backing.sb.current_uuid
+                );
             }
             backing.sb.current_uuid |= UUID_PRIMARY;
             backing.sb.flags |= meta::MDF_PRIMARY_IND;
@@ -66,7 +71,10 @@ pub(crate) fn promote(resource: &Resource, rs: &mut ResourceState, force: bool) 
         }
     }
     rs.role = Role::Primary;
-    pr_info!("{}: Preparing cluster-wide state change: role Secondary -> Primary\n", resource.name);
+    pr_info!(
+        "{}: Preparing cluster-wide state change: role Secondary -> Primary\n",
+        resource.name
+    );
     crate::events::resource(resource, rs, crate::events::Kind::Change);
     Ok(())
 }
@@ -78,7 +86,11 @@ pub(crate) fn demote(resource: &Resource, rs: &mut ResourceState) -> Outcome {
     }
     for device in rs.devices() {
         if device.state.lock().openers > 0 {
-            return Err(fail!(ss::DEVICE_IN_USE, "/dev/drbd{} is held open by someone", device.minor));
+            return Err(fail!(
+                ss::DEVICE_IN_USE,
+                "/dev/drbd{} is held open by someone",
+                device.minor
+            ));
         }
     }
     for device in rs.devices() {

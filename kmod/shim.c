@@ -13,6 +13,8 @@
 #include <linux/sched/mm.h>
 #include <net/genetlink.h>
 
+#include "shim.h"
+
 #define DRBD_MAJOR_NR 147
 #define DRBD_USER_HDR_LEN 8
 

@@ -11,7 +11,10 @@ pub(crate) struct TextBuf<const N: usize> {
 impl<const N: usize> TextBuf<N> {
     /// Empty buffer.
     pub(crate) const fn new() -> Self {
-        Self { bytes: [0; N], len: 0 }
+        Self {
+            bytes: [0; N],
+            len: 0,
+        }
     }
 
     /// The text written so far.
@@ -25,11 +28,6 @@ impl<const N: usize> TextBuf<N> {
             Ok(s) => s,
             Err(e) => core::str::from_utf8(&self.bytes[..e.valid_up_to()]).unwrap_or(""),
         }
-    }
-
-    /// Whether nothing was written.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 

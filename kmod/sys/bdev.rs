@@ -54,7 +54,11 @@ impl BlockDev {
         // SAFETY: `file` is a valid block device file (just opened).
         let bdev = unsafe { ffi::shim_file_bdev(file) };
         // INVARIANT: `file` was just opened successfully.
-        Ok(Self { file, bdev, path: cpath })
+        Ok(Self {
+            file,
+            bdev,
+            path: cpath,
+        })
     }
 
     /// Capacity in 512-byte sectors.
@@ -102,7 +106,11 @@ impl BlockDev {
         let page = Page::alloc_page(GFP_KERNEL)?;
         // SAFETY: `data` is a valid readable buffer of exactly one page.
         unsafe { page.write_raw(data.as_ptr(), 0, MD_BLOCK) }?;
-        self.io(sector, &page, REQ_OP_WRITE | REQ_SYNC | REQ_FUA | REQ_PREFLUSH)
+        self.io(
+            sector,
+            &page,
+            REQ_OP_WRITE | REQ_SYNC | REQ_FUA | REQ_PREFLUSH,
+        )
     }
 }
 

@@ -87,6 +87,9 @@ impl UpperBio {
 
 /// Completion of a clone (any context, including hard interrupts): passes the status up, then
 /// tells the device that one lower request finished. Never sleeps.
+///
+/// # Safety
+/// Called by the block layer once per clone made by [`UpperBio::submit_clone`].
 unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
     // SAFETY: `clone` is our clone; `bi_private` is the upper bio we still own the completion
     // of. The upper bio's disk stays alive until its completion has been signalled, and the

@@ -13,6 +13,10 @@ use kernel::bindings;
 /// `BLK_OPEN_WRITE`.
 const OPEN_WRITE: u32 = 1 << 1;
 
+/// Generic netlink `doit` callback.
+///
+/// # Safety
+/// Called by genetlink with a valid request skb and `genl_info`.
 #[no_mangle]
 unsafe extern "C" fn drbd_rs_genl_doit(skb: *mut bindings::sk_buff, info: *mut GenlInfo) -> i32 {
     // SAFETY: called by genetlink with valid arguments for the duration of the call.
@@ -20,6 +24,10 @@ unsafe extern "C" fn drbd_rs_genl_doit(skb: *mut bindings::sk_buff, info: *mut G
     crate::nl::doit(&ctx)
 }
 
+/// Generic netlink `dumpit` callback.
+///
+/// # Safety
+/// Called by genetlink with a valid skb and netlink callback.
 #[no_mangle]
 unsafe extern "C" fn drbd_rs_genl_dumpit(
     skb: *mut bindings::sk_buff,
@@ -30,6 +38,10 @@ unsafe extern "C" fn drbd_rs_genl_dumpit(
     crate::dump::dumpit(&mut ctx)
 }
 
+/// `block_device_operations.submit_bio`.
+///
+/// # Safety
+/// Called by the block layer with a live bio of one of our published disks.
 #[no_mangle]
 unsafe extern "C" fn drbd_rs_submit_bio(bio: *mut bindings::bio) {
     // SAFETY: the block layer passes a live bio of one of our disks; the disk's private data is
@@ -42,6 +54,10 @@ unsafe extern "C" fn drbd_rs_submit_bio(bio: *mut bindings::bio) {
     }
 }
 
+/// `block_device_operations.open`.
+///
+/// # Safety
+/// Called by the block layer for one of our published disks.
 #[no_mangle]
 unsafe extern "C" fn drbd_rs_open(gd: *mut bindings::gendisk, mode: u32) -> i32 {
     // SAFETY: open is only called on a published, not yet freed disk.
@@ -52,6 +68,10 @@ unsafe extern "C" fn drbd_rs_open(gd: *mut bindings::gendisk, mode: u32) -> i32 
     }
 }
 
+/// `block_device_operations.release`.
+///
+/// # Safety
+/// Called by the block layer after a successful open of one of our disks.
 #[no_mangle]
 unsafe extern "C" fn drbd_rs_release(gd: *mut bindings::gendisk) {
     // SAFETY: release pairs with a successful open on a live disk.
@@ -59,14 +79,25 @@ unsafe extern "C" fn drbd_rs_release(gd: *mut bindings::gendisk) {
     device.release();
 }
 
+/// `block_device_operations.free_disk`.
+///
+/// # Safety
+/// Called once by the block layer when the last reference to our gendisk goes.
 #[no_mangle]
 unsafe extern "C" fn drbd_rs_free_disk(gd: *mut bindings::gendisk) {
     // SAFETY: the block layer calls this once, when the last gendisk reference goes.
     unsafe { disk::release_owner::<Device>(gd) };
 }
 
+/// `/proc/drbd` show callback.
+///
+/// # Safety
+/// Called by seq_file with a valid `seq_file`.
 #[no_mangle]
-unsafe extern "C" fn drbd_rs_proc_show(m: *mut bindings::seq_file, _v: *mut core::ffi::c_void) -> i32 {
+unsafe extern "C" fn drbd_rs_proc_show(
+    m: *mut bindings::seq_file,
+    _v: *mut core::ffi::c_void,
+) -> i32 {
     let mut buf = crate::procfs::TextBuf::new();
     crate::procfs::render(&mut buf);
     let text = buf.as_bytes();

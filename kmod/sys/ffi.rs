@@ -17,8 +17,11 @@ extern "C" {
     pub(crate) fn shim_genl_unregister();
     pub(crate) fn shim_info_payload(info: *mut GenlInfo, len: *mut u32, cmd: *mut u8) -> *const u8;
     pub(crate) fn shim_info_capable_sys_admin(skb: *mut sk_buff) -> bool;
-    pub(crate) fn shim_cb_payload(cb: *mut netlink_callback, len: *mut u32, cmd: *mut u8)
-        -> *const u8;
+    pub(crate) fn shim_cb_payload(
+        cb: *mut netlink_callback,
+        len: *mut u32,
+        cmd: *mut u8,
+    ) -> *const u8;
     pub(crate) fn shim_cb_args(cb: *mut netlink_callback) -> *mut core::ffi::c_long;
     pub(crate) fn shim_genl_reply(
         info: *mut GenlInfo,
@@ -45,7 +48,8 @@ extern "C" {
 
     pub(crate) fn shim_blk_register() -> i32;
     pub(crate) fn shim_blk_unregister();
-    pub(crate) fn shim_alloc_disk(minor: u32, private_data: *mut core::ffi::c_void) -> *mut gendisk;
+    pub(crate) fn shim_alloc_disk(minor: u32, private_data: *mut core::ffi::c_void)
+        -> *mut gendisk;
     pub(crate) fn shim_disk_private(disk: *mut gendisk) -> *mut core::ffi::c_void;
     pub(crate) fn shim_disk_stack_limits(disk: *mut gendisk, bdev: *mut block_device) -> i32;
     pub(crate) fn shim_bdev_nr_sectors(bdev: *mut block_device) -> u64;
@@ -63,4 +67,3 @@ extern "C" {
     pub(crate) fn shim_proc_create() -> i32;
     pub(crate) fn shim_proc_remove();
 }
-

@@ -31,7 +31,12 @@ fn parse(ptr: *const u8, len: u32, cmd: u8) -> Option<Request<'static>> {
     let bytes = unsafe { core::slice::from_raw_parts(ptr, len as usize) };
     let minor = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     let flags = u32::from_ne_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    Some(Request { cmd, minor, flags, attrs: &bytes[USER_HDR_LEN..] })
+    Some(Request {
+        cmd,
+        minor,
+        flags,
+        attrs: &bytes[USER_HDR_LEN..],
+    })
 }
 
 /// The context of a `doit` handler.
@@ -65,7 +70,13 @@ impl DoContext {
     pub(crate) fn reply(&self, cmd: u8, user_hdr: &[u8; USER_HDR_LEN], attrs: &[u8]) -> Result {
         // SAFETY: `info` is valid; the buffers are only read during the call.
         to_result(unsafe {
-            ffi::shim_genl_reply(self.info, cmd, user_hdr.as_ptr(), attrs.as_ptr(), attrs.len() as u32)
+            ffi::shim_genl_reply(
+                self.info,
+                cmd,
+                user_hdr.as_ptr(),
+                attrs.as_ptr(),
+                attrs.len() as u32,
+            )
         })
     }
 }
@@ -88,7 +99,10 @@ pub(crate) enum DumpPut {
 impl DumpContext {
     /// # Safety
     /// Both pointers are the arguments of a running genl `dumpit` callback.
-    pub(crate) unsafe fn new(skb: *mut bindings::sk_buff, cb: *mut bindings::netlink_callback) -> Self {
+    pub(crate) unsafe fn new(
+        skb: *mut bindings::sk_buff,
+        cb: *mut bindings::netlink_callback,
+    ) -> Self {
         Self { skb, cb }
     }
 
@@ -117,15 +131,27 @@ impl DumpContext {
     }
 
     /// Appends one message.
-    pub(crate) fn put(&mut self, cmd: u8, user_hdr: &[u8; USER_HDR_LEN], attrs: &[u8]) -> Result<DumpPut> {
+    pub(crate) fn put(
+        &mut self,
+        cmd: u8,
+        user_hdr: &[u8; USER_HDR_LEN],
+        attrs: &[u8],
+    ) -> Result<DumpPut> {
         // SAFETY: pointers valid during the callback; buffers only read.
         let ret = unsafe {
-            ffi::shim_genl_dump_put(self.skb, self.cb, cmd, user_hdr.as_ptr(), attrs.as_ptr(), attrs.len() as u32)
+            ffi::shim_genl_dump_put(
+                self.skb,
+                self.cb,
+                cmd,
+                user_hdr.as_ptr(),
+                attrs.as_ptr(),
+                attrs.len() as u32,
+            )
         };
         match ret {
             0 => Ok(DumpPut::Added),
             e if e == -(bindings::EMSGSIZE as i32) => Ok(DumpPut::Full),
-            e => to_result(e).map(|_| DumpPut::Added),
+            e => to_result(e).map(|()| DumpPut::Added),
         }
     }
 
@@ -140,7 +166,15 @@ impl DumpContext {
 /// Sends an event to the `events` multicast group (no-op without listeners). Never sleeps.
 pub(crate) fn multicast(cmd: u8, seq: u32, user_hdr: &[u8; USER_HDR_LEN], attrs: &[u8]) -> Result {
     // SAFETY: buffers only read during the call.
-    to_result(unsafe { ffi::shim_genl_multicast(cmd, seq, user_hdr.as_ptr(), attrs.as_ptr(), attrs.len() as u32) })
+    to_result(unsafe {
+        ffi::shim_genl_multicast(
+            cmd,
+            seq,
+            user_hdr.as_ptr(),
+            attrs.as_ptr(),
+            attrs.len() as u32,
+        )
+    })
 }
 
 /// Registers the family.

@@ -16,7 +16,9 @@ pub(crate) struct Global<T> {
 impl<T> Global<T> {
     /// An empty slot.
     pub(crate) const fn new() -> Self {
-        Self { ptr: AtomicPtr::new(core::ptr::null_mut()) }
+        Self {
+            ptr: AtomicPtr::new(core::ptr::null_mut()),
+        }
     }
 
     /// Publishes `value` (module init).

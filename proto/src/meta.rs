@@ -816,9 +816,9 @@ pub fn al_init_block(tr_number: u32, out: &mut [u8; MD_BLOCK_SIZE]) {
     // Cannot fail: 14 bytes into a 4096-byte block.
     let _ = w
         .u32(AL_MAGIC)
-        .and_then(|_| w.u32(tr_number))
-        .and_then(|_| w.u32(0))
-        .and_then(|_| w.u16(AL_TR_INITIALIZED));
+        .and_then(|()| w.u32(tr_number))
+        .and_then(|()| w.u32(0))
+        .and_then(|()| w.u16(AL_TR_INITIALIZED));
     al_seal_block(out);
 }
 
