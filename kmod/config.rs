@@ -182,16 +182,21 @@ fn remove_device(dev: &Arc<Device>) -> Outcome {
 }
 
 /// `attach MINOR LOWER META INDEX`.
+///
+/// The backing devices are opened and closed with no resource or device lock held: opening
+/// takes the lower disk's `open_mutex`, and our own open path takes `Resource::state` under
+/// `open_mutex` (all gendisks share one lock class).
 pub(crate) fn attach(reg: &mut RegistryInner, minor: u32, req: &AttachRequest<'_>) -> Outcome {
     let dev = device(reg, minor)?;
     let res = dev.resource.clone();
-    let rs = res.state.lock();
-    let mut st = dev.state.lock();
-    if st.disk_state != DiskState::Diskless || st.backing.is_some() {
+    if dev.state.lock().backing.is_some() {
         return Err(fail!(ret::ERR_DISK_CONFIGURED));
     }
     let holder: *const core::ffi::c_void = (&*dev as *const Device).cast();
+    // Declared before the guards, so that on failure it is closed after they are released.
     let mut backing = Backing::open(req, holder, res.node_id)?;
+    let rs = res.state.lock();
+    let mut st = dev.state.lock();
     backing.sb.node_id = res.node_id as i32;
     backing.sb.flags &= !meta::MDF_AL_CLEAN;
     if rs.role == Role::Primary {
@@ -237,35 +242,41 @@ pub(crate) fn detach(reg: &mut RegistryInner, minor: u32, force: bool) -> Outcom
     detach_device(&dev, force)
 }
 
+/// Detaches and closes the backing devices (closed after the locks are released, see `attach`).
 fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
-    let res = dev.resource.clone();
-    let rs = res.state.lock();
-    let mut st = dev.state.lock();
-    if st.backing.is_none() {
-        return Ok(());
-    }
-    if rs.role == Role::Primary && !force {
-        return Err(fail!(
-            ss::NO_UP_TO_DATE_DISK,
-            "detaching would leave the Primary without data (no peers)"
-        ));
-    }
-    st.disk_state = DiskState::Detaching;
-    events::device(dev, &st, Kind::Change);
-    dev.set_lower(None, rs.role == Role::Primary);
-    dev.drain();
-    if let Some(mut backing) = st.backing.take() {
-        backing.sb.flags |= meta::MDF_AL_CLEAN;
-        if let Err(f) = backing.write_superblock() {
-            pr_warn!("drbd{}: {} {}\n", dev.minor, f.text(), f.info());
+    let backing = {
+        let res = dev.resource.clone();
+        let rs = res.state.lock();
+        let mut st = dev.state.lock();
+        if st.backing.is_none() {
+            return Ok(());
         }
-    }
-    if let Some(disk) = st.disk.as_ref() {
-        disk.set_capacity(0);
-    }
-    st.disk_state = DiskState::Diskless;
-    pr_info!("drbd{}: detached\n", dev.minor);
-    events::device(dev, &st, Kind::Change);
+        if rs.role == Role::Primary && !force {
+            return Err(fail!(
+                ss::NO_UP_TO_DATE_DISK,
+                "detaching would leave the Primary without data (no peers)"
+            ));
+        }
+        st.disk_state = DiskState::Detaching;
+        events::device(dev, &st, Kind::Change);
+        dev.set_lower(None, rs.role == Role::Primary);
+        dev.drain();
+        let mut backing = st.backing.take();
+        if let Some(b) = backing.as_mut() {
+            b.sb.flags |= meta::MDF_AL_CLEAN;
+            if let Err(f) = b.write_superblock() {
+                pr_warn!("drbd{}: {} {}\n", dev.minor, f.text(), f.info());
+            }
+        }
+        if let Some(disk) = st.disk.as_ref() {
+            disk.set_capacity(0);
+        }
+        st.disk_state = DiskState::Diskless;
+        pr_info!("drbd{}: detached\n", dev.minor);
+        events::device(dev, &st, Kind::Change);
+        backing
+    };
+    drop(backing);
     Ok(())
 }
 
