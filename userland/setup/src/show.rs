@@ -1,0 +1,200 @@
+//! `drbdsetup show`: the running configuration in drbd.conf syntax (basic:
+//! resource options, this host's volumes with disk options, connections
+//! with their net options). Option names, defaults and value names come
+//! from genl-spec's member tables.
+
+use crate::msg::Reply;
+use genl_spec::generated::{
+    disk_conf, set_by_tla, tla, AttrSet, AttrType, DefaultValue, Member, MD_INDEX_FLEX_EXT,
+    MD_INDEX_FLEX_INT,
+};
+use genl_spec::nla::{self, Attr};
+use std::fmt::Write;
+
+fn value_text(m: &Member, a: &Attr<'_>) -> Option<(String, bool)> {
+    let is_default = |v: i128| match m.default {
+        Some(DefaultValue::Unsigned(d)) => i128::from(d) == v,
+        Some(DefaultValue::Signed(d)) => i128::from(d) == v,
+        _ => false,
+    };
+    let unit = match m.scale {
+        b'k' => "k",
+        b's' => "s",
+        _ => "",
+    };
+    let num = |v: i128| -> String {
+        if let Some(vals) = m.values {
+            if let Some(e) = vals.iter().find(|e| i128::from(e.nr) == v) {
+                return e.name.to_string();
+            }
+        }
+        format!("{v}{unit}")
+    };
+    Some(match m.ty {
+        AttrType::Flag => {
+            let b = a.as_flag().ok()?;
+            (
+                if b { "yes" } else { "no" }.to_string(),
+                is_default(i128::from(b)),
+            )
+        }
+        AttrType::U32 => {
+            let v = i128::from(a.as_u32().ok()?);
+            (num(v), is_default(v))
+        }
+        AttrType::S32 => {
+            let v = i128::from(a.as_i32().ok()?);
+            (num(v), is_default(v))
+        }
+        AttrType::U64 => {
+            let v = i128::from(a.as_u64().ok()?);
+            (num(v), is_default(v))
+        }
+        AttrType::String => {
+            let s = a.as_str(0).ok()?;
+            let dflt = matches!(m.default, Some(DefaultValue::Str(d)) if d == s);
+            (format!("\"{s}\""), dflt || s.is_empty())
+        }
+        AttrType::Binary => return None,
+    })
+}
+
+/// The `key value;` lines of the options in a set nest.
+fn options(set: &AttrSet, payload: &[u8], show_defaults: bool, indent: usize) -> String {
+    let mut out = String::new();
+    for a in nla::iter(payload).filter_map(Result::ok) {
+        let Some(m) = set.member(a.kind) else {
+            continue;
+        };
+        let Some(opt) = m.option else { continue };
+        let Some((text, is_default)) = value_text(m, &a) else {
+            continue;
+        };
+        if is_default && !show_defaults {
+            continue;
+        }
+        let _ = writeln!(out, "{:indent$}{opt:<16}\t{text};", "");
+    }
+    out
+}
+
+fn block(name: &str, body: &str, indent: usize) -> String {
+    if body.is_empty() {
+        return format!("{:indent$}{name} {{\n{:indent$}}}\n", "", "");
+    }
+    format!("{:indent$}{name} {{\n{body}{:indent$}}}\n", "", "")
+}
+
+fn nest(attrs: &[u8], t: u16) -> Option<&[u8]> {
+    nla::find(attrs, t).ok().flatten().map(|a| a.payload)
+}
+
+/// Renders the configuration of the resources in the dump records.
+pub fn render(
+    resources: &[Reply],
+    devices: &[Reply],
+    connections: &[Reply],
+    only: Option<&str>,
+    show_defaults: bool,
+) -> String {
+    let ctx_of = |r: &Reply| events2::state::decode_context(&r.attrs).ok();
+    let mut out = String::new();
+    let mut names: Vec<String> = resources
+        .iter()
+        .filter_map(ctx_of)
+        .map(|c| c.resource)
+        .filter(|n| only.is_none_or(|o| o == n))
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let res = resources
+            .iter()
+            .find(|r| ctx_of(r).is_some_and(|c| c.resource == name));
+        let mut body = String::new();
+        let opts_set = set_by_tla(tla::RESOURCE_OPTS);
+        let mut node_id = None;
+        if let (Some(r), Some(set)) = (res, opts_set) {
+            if let Some(p) = nest(&r.attrs, tla::RESOURCE_OPTS) {
+                body.push_str(&block("options", &options(set, p, show_defaults, 8), 4));
+                node_id = nla::find(p, genl_spec::generated::res_opts::NODE_ID)
+                    .ok()
+                    .flatten()
+                    .and_then(|a| a.as_u32().ok());
+            }
+        }
+        let mut host = String::new();
+        if let Some(id) = node_id {
+            let _ = writeln!(host, "        node-id\t\t\t{id};");
+        }
+        for d in devices {
+            let Some(c) = ctx_of(d) else { continue };
+            if c.resource != name {
+                continue;
+            }
+            let mut v = String::new();
+            let _ = writeln!(v, "            device\t\t\tminor {};", d.minor);
+            match nest(&d.attrs, tla::DISK_CONF) {
+                Some(dc) => {
+                    let s = |nr| {
+                        nla::find(dc, nr)
+                            .ok()
+                            .flatten()
+                            .and_then(|a| a.as_str(0).ok().map(str::to_owned))
+                    };
+                    let backing = s(disk_conf::BACKING_DEV).unwrap_or_default();
+                    let meta = s(disk_conf::META_DEV).unwrap_or_default();
+                    let idx = nla::find(dc, disk_conf::META_DEV_IDX)
+                        .ok()
+                        .flatten()
+                        .and_then(|a| a.as_i32().ok())
+                        .unwrap_or(MD_INDEX_FLEX_INT);
+                    let _ = writeln!(v, "            disk\t\t\t\"{backing}\";");
+                    let md = match idx {
+                        MD_INDEX_FLEX_INT => "internal".to_string(),
+                        MD_INDEX_FLEX_EXT => format!("\"{meta}\""),
+                        n => format!("\"{meta}\" [ {n} ]"),
+                    };
+                    let _ = writeln!(v, "            meta-disk\t\t\t{md};");
+                    let set = &disk_conf::SET;
+                    v.push_str(&block("disk", &options(set, dc, show_defaults, 16), 12));
+                }
+                None => {
+                    let _ = writeln!(v, "            disk\t\t\tnone;");
+                }
+            }
+            host.push_str(&block(&format!("volume {}", c.volume.unwrap_or(0)), &v, 8));
+        }
+        body.push_str(&block("_this_host", &host, 4));
+        for conn in connections {
+            let Some(c) = ctx_of(conn) else { continue };
+            if c.resource != name {
+                continue;
+            }
+            let mut cb = String::new();
+            if let Some(p) = c.peer_node_id {
+                let _ = writeln!(cb, "        _peer_node_id {p};");
+            }
+            if let Some(info) = nest(&conn.attrs, tla::CONNECTION_INFO) {
+                if let Some(cs) = nla::find(info, 1)
+                    .ok()
+                    .flatten()
+                    .and_then(|a| a.as_u32().ok())
+                {
+                    if let Some(s) = genl_spec::generated::ConnState::from_u32(cs) {
+                        let _ = writeln!(cb, "        _cstate {};", s.name());
+                    }
+                }
+            }
+            if let (Some(p), Some(set)) =
+                (nest(&conn.attrs, tla::NET_CONF), set_by_tla(tla::NET_CONF))
+            {
+                cb.push_str(&block("net", &options(set, p, show_defaults, 12), 8));
+            }
+            body.push_str(&block("connection", &cb, 4));
+        }
+        out.push_str(&block(&format!("resource {name}"), &body, 0));
+        out.push('\n');
+    }
+    out
+}
