@@ -35,6 +35,8 @@ pub(crate) struct Backing {
     pub(crate) layout: MdLayout,
     /// In-memory copy of the superblock (written back with `write_superblock`).
     pub(crate) sb: KBox<Superblock>,
+    /// DRBD's meta-dev-idx as configured (reported back by `show`).
+    pub(crate) meta_dev_idx: i32,
 }
 
 fn open_error(code: i32, what: &str, path: &str, e: Error) -> crate::failure::Failure {
@@ -170,6 +172,7 @@ impl Backing {
             meta,
             layout,
             sb,
+            meta_dev_idx: req.meta_dev_idx,
         })
     }
 
@@ -181,6 +184,13 @@ impl Backing {
     /// Path of the backing device (for `DEVICE_INFO` and events).
     pub(crate) fn backing_path(&self) -> &str {
         self.data.path()
+    }
+
+    /// Path of the meta-data device.
+    pub(crate) fn meta_path(&self) -> &str {
+        self.meta
+            .as_ref()
+            .map_or_else(|| self.data.path(), |m| m.path())
     }
 
     /// The local disk state the meta-data implies when no peer can be asked.

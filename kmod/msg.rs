@@ -4,8 +4,8 @@
 use crate::device::{Device, DeviceState};
 use crate::resource::{Resource, ResourceState};
 use crate::spec::generated::{
-    cfg_context, cfg_reply, device_info, device_statistics, notification_header, res_opts,
-    resource_info, resource_statistics, tla, MINOR_NONE,
+    cfg_context, cfg_reply, device_info, device_statistics, disk_conf, notification_header,
+    res_opts, resource_info, resource_statistics, tla, MINOR_NONE,
 };
 use crate::spec::nla::{DrbdHeader, NlaError, NlaWriter};
 use core::sync::atomic::Ordering;
@@ -69,6 +69,18 @@ pub(crate) fn resource_body(
     let nest = w.nest_start(tla::RESOURCE_STATISTICS)?;
     // Write ordering "flush" (2): flushes and FUA are passed to the backing device.
     w.put_u32(resource_statistics::RES_STAT_WRITE_ORDERING, 2)?;
+    w.nest_end(nest)
+}
+
+/// The disk configuration of an attached device (what `drbdsetup show` prints).
+pub(crate) fn disk_conf(w: &mut NlaWriter<'_>, st: &DeviceState) -> Built {
+    let Some(backing) = st.backing.as_ref() else {
+        return Ok(());
+    };
+    let nest = w.nest_start(tla::DISK_CONF)?;
+    w.put_str(disk_conf::BACKING_DEV, backing.backing_path())?;
+    w.put_str(disk_conf::META_DEV, backing.meta_path())?;
+    w.put_i32(disk_conf::META_DEV_IDX, backing.meta_dev_idx)?;
     w.nest_end(nest)
 }
 
