@@ -16,4 +16,6 @@ pub mod bitmap;
 pub mod codec;
 pub mod crc32c;
 pub mod meta;
+pub mod state;
+pub mod uuid;
 pub mod wire;
