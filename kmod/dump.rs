@@ -171,6 +171,7 @@ fn devices(em: &mut Emitter<'_>, reg: &RegistryInner, wanted: &dyn Fn(&crate::na
                 ret::NO_ERROR,
                 |w| {
                     msg::context(w, resource, Some(device.volume))?;
+                    msg::disk_conf(w, &st)?;
                     msg::device_body(w, device, &st)
                 },
             );
