@@ -8,7 +8,7 @@ use crate::failure::{fail, Failure, Outcome};
 use crate::msg;
 use crate::resource::ResourceOptions;
 use crate::spec::generated::{
-    cfg_context, cmd, detach_parms, disk_conf, res_opts, ret, set_role_parms, ss, tla,
+    self, cfg_context, cmd, detach_parms, disk_conf, res_opts, ret, set_role_parms, ss, tla,
 };
 use crate::spec::nla::{self, Attr, NlaError, NlaWriter};
 use crate::sys::genl::{DoContext, Request};
@@ -27,10 +27,28 @@ fn members<'a>(attrs: &'a [u8], set: u16, set_name: &str) -> Outcome<Option<&'a 
     match found {
         Some(a) => {
             nla::validate(a.payload).map_err(|e| malformed(set_name, e))?;
+            reject_unknown_mandatory(a.payload, set, set_name)?;
             Ok(Some(a.payload))
         }
         None => Ok(None),
     }
+}
+
+/// DRBD's rule: a member flagged mandatory that this kernel does not know must not be ignored.
+fn reject_unknown_mandatory(members: &[u8], set: u16, set_name: &str) -> Outcome {
+    let spec = generated::set_by_tla(set);
+    for attr in nla::iter(members) {
+        let attr = attr.map_err(|e| malformed(set_name, e))?;
+        if attr.mandatory && spec.and_then(|s| s.member(attr.kind)).is_none() {
+            return Err(fail!(
+                ret::ERR_MANDATORY_TAG,
+                "unknown mandatory attribute {} in {}",
+                attr.kind,
+                set_name
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn member<'a>(set: &'a [u8], nr: u16) -> Outcome<Option<Attr<'a>>> {
