@@ -142,32 +142,38 @@ pub fn check_block(block: &[u8]) -> Result<(), AlError> {
 impl Transaction {
     /// Decode and verify (magic, crc32c, type) a 4 KiB AL block.
     pub fn decode(block: &[u8]) -> Result<Transaction, AlError> {
+        let mut t = Transaction::default();
+        t.decode_into(block)?;
+        Ok(t)
+    }
+
+    /// Like [`Transaction::decode`], but into existing storage (a
+    /// transaction is 4 KiB: the kernel keeps it off the stack). On error
+    /// `self` may be partly overwritten.
+    pub fn decode_into(&mut self, block: &[u8]) -> Result<(), AlError> {
         check_block(block)?;
         let mut r = Reader::new(block);
         r.skip(4)?;
-        let mut t = Transaction {
-            tr_number: r.u32()?,
-            ..Transaction::default()
-        };
+        self.tr_number = r.u32()?;
         r.skip(4)?;
-        t.transaction_type = r.u16()?;
-        if t.transaction_type != AL_TR_UPDATE && t.transaction_type != AL_TR_INITIALIZED {
+        self.transaction_type = r.u16()?;
+        if self.transaction_type != AL_TR_UPDATE && self.transaction_type != AL_TR_INITIALIZED {
             return Err(AlError::BadType);
         }
-        t.n_updates = r.u16()?;
-        t.context_size = r.u16()?;
-        t.context_start_slot_nr = r.u16()?;
+        self.n_updates = r.u16()?;
+        self.context_size = r.u16()?;
+        self.context_start_slot_nr = r.u16()?;
         r.skip(16)?;
-        for s in t.update_slot_nr.iter_mut() {
+        for s in self.update_slot_nr.iter_mut() {
             *s = r.u16()?;
         }
-        for e in t.update_extent_nr.iter_mut() {
+        for e in self.update_extent_nr.iter_mut() {
             *e = r.u32()?;
         }
-        for c in t.context.iter_mut() {
+        for c in self.context.iter_mut() {
             *c = r.u32()?;
         }
-        Ok(t)
+        Ok(())
     }
 
     fn encode_into(&self, w: &mut Writer<'_>) -> Result<(), Short> {
@@ -248,33 +254,50 @@ impl ReplayScan {
     /// Feed the block at ring index `index` (call for 0, 1, ... size-1).
     /// Returns the decoded transaction if the block is valid.
     pub fn feed(&mut self, index: u32, block: &[u8]) -> Option<Transaction> {
+        if !self.feed_header(index, block) {
+            return None;
+        }
+        Transaction::decode(block).ok()
+    }
+
+    /// Like [`ReplayScan::feed`] without decoding the whole transaction:
+    /// only magic, checksum, number and type are looked at. Returns whether
+    /// the block is valid.
+    pub fn feed_header(&mut self, index: u32, block: &[u8]) -> bool {
         self.fed = self.fed.saturating_add(1);
-        let t = Transaction::decode(block).ok()?;
+        if check_block(block).is_err() {
+            return false;
+        }
+        let mut r = Reader::new(block);
+        let (tr_number, ty) = match (r.skip(4), r.u32(), r.skip(4), r.u16()) {
+            (Ok(()), Ok(tr), Ok(()), Ok(ty)) => (tr, ty),
+            _ => return false,
+        };
+        if ty != AL_TR_UPDATE && ty != AL_TR_INITIALIZED {
+            return false;
+        }
         self.found_valid += 1;
         if index == 0 {
             self.first_valid = true;
         }
-        if t.transaction_type == AL_TR_INITIALIZED {
-            return Some(t);
+        if ty == AL_TR_INITIALIZED {
+            return true;
         }
-        let cur = Cursor {
-            index,
-            tr_number: t.tr_number,
-        };
+        let cur = Cursor { index, tr_number };
         self.found_valid_updates += 1;
         if self.found_valid_updates == 1 {
             self.oldest = cur;
             self.newest = cur;
-            return Some(t);
+            return true;
         }
         // Serial-number arithmetic, as transaction numbers wrap.
-        if (t.tr_number.wrapping_sub(self.oldest.tr_number) as i32) < 0 {
+        if (tr_number.wrapping_sub(self.oldest.tr_number) as i32) < 0 {
             self.oldest = cur;
         }
-        if (t.tr_number.wrapping_sub(self.newest.tr_number) as i32) > 0 {
+        if (tr_number.wrapping_sub(self.newest.tr_number) as i32) > 0 {
             self.newest = cur;
         }
-        Some(t)
+        true
     }
 
     /// Number of valid blocks seen.
@@ -352,6 +375,40 @@ pub fn apply_transaction(t: &Transaction, hot: &mut [u32]) -> u32 {
         }
     }
     skipped
+}
+
+/// Rebuild the table of hot extents from an AL ring of `al_size_4k`
+/// blocks: `read(i, buf)` fills `buf` with the block at ring index `i`
+/// (ring index `i` holds transactions with `tr_number mod al_size_4k == i`;
+/// map it to a sector with [`super::meta::al_tr_block`] semantics) and
+/// returns false on a read error (the block then counts as invalid).
+/// `buf` and `tr` are scratch space; `hot` (`hot[slot]` = extent) should
+/// start as all [`AL_FREE`]. Each block is read twice (scan, then apply).
+pub fn replay(
+    al_size_4k: u32,
+    mut read: impl FnMut(u32, &mut [u8; MD_BLOCK_SIZE]) -> bool,
+    buf: &mut [u8; MD_BLOCK_SIZE],
+    tr: &mut Transaction,
+    hot: &mut [u32],
+) -> Result<ReplayPlan, AlError> {
+    let mut scan = ReplayScan::new(al_size_4k);
+    for i in 0..al_size_4k {
+        if read(i, buf) {
+            scan.feed_header(i, buf);
+        } else {
+            scan.fed = scan.fed.saturating_add(1);
+        }
+    }
+    let plan = scan.finish()?;
+    if let ReplayPlan::Apply { first, last } = plan {
+        for i in first..=last {
+            let idx = i % al_size_4k.max(1);
+            if read(idx, buf) && tr.decode_into(buf).is_ok() {
+                apply_transaction(tr, hot);
+            }
+        }
+    }
+    Ok(plan)
 }
 
 /// The AL extent covering `sector`.

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod al;
+pub mod al_lru;
 pub mod bitmap;
 pub mod codec;
 pub mod crc32c;
