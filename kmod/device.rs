@@ -176,7 +176,9 @@ impl Device {
         }
         let mut st = self.state.lock();
         st.openers += 1;
-        crate::events::device(self, &st, crate::events::Kind::Change);
+        if st.openers == 1 {
+            crate::events::device(self, &st, crate::events::Kind::Change);
+        }
         Ok(())
     }
 
@@ -186,7 +188,9 @@ impl Device {
         {
             let mut st = self.state.lock();
             st.openers = st.openers.saturating_sub(1);
-            crate::events::device(self, &st, crate::events::Kind::Change);
+            if st.openers == 0 {
+                crate::events::device(self, &st, crate::events::Kind::Change);
+            }
         }
         let all_closed = rs.devices().all(|d| d.state.lock().openers == 0);
         if all_closed && rs.auto_promoted && rs.role == Role::Primary {
