@@ -16,6 +16,7 @@ pub mod al_lru;
 pub mod bitmap;
 pub mod codec;
 pub mod crc32c;
+pub mod handshake;
 pub mod meta;
 pub mod state;
 pub mod uuid;
