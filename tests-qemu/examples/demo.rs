@@ -48,9 +48,14 @@ fn main() {
 
     step("node1: its own resource, promoted with auto-promote on open for writing");
     b.run_ok("drbdsetup primary --force r0 && drbdsetup secondary r0");
-    show(b, "dd if=/dev/zero of=/dev/drbd1 bs=4k count=1 oflag=direct 2>&1 | tail -n 1");
+    show(
+        b,
+        "dd if=/dev/zero of=/dev/drbd1 bs=4k count=1 oflag=direct 2>&1 | tail -n 1",
+    );
     show(b, "drbdsetup status r0");
-    println!("\nnote: replication between node0 and node1 is not implemented yet (connections, issue 4)");
+    println!(
+        "\nnote: replication between node0 and node1 is not implemented yet (connections, issue 4)"
+    );
 
     step("events2 on node0 while the above ran");
     let out = events.kill();

@@ -107,6 +107,8 @@ impl Drop for Slot {
 pub struct Cluster {
     nodes: Vec<Node>,
     dir: PathBuf,
+    /// Held while the cluster runs: another process running the same test picks another dir.
+    _dir_lock: fs::File,
     sock_dir: PathBuf,
     allowed: Mutex<Vec<String>>,
     _slot: Slot,
@@ -155,6 +157,39 @@ fn free_udp_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
+/// `root/name` (or `root/name-2`, ... if another process is using it), emptied and locked.
+fn claim_dir(root: &Path, name: &str) -> (PathBuf, fs::File) {
+    for k in 1.. {
+        let dir = if k == 1 {
+            root.join(name)
+        } else {
+            root.join(format!("{name}-{k}"))
+        };
+        fs::create_dir_all(&dir).expect("create test output dir");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".lock"))
+            .expect("create lock file");
+        if lock.try_lock().is_err() {
+            continue;
+        }
+        for e in fs::read_dir(&dir).expect("read test output dir").flatten() {
+            if e.file_name() != ".lock" {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+            }
+        }
+        return (dir, lock);
+    }
+    unreachable!()
+}
+
 static CLUSTER_SEQ: AtomicUsize = AtomicUsize::new(0);
 
 impl Cluster {
@@ -164,9 +199,7 @@ impl Cluster {
         artifacts::require_kernel();
         let slot = Slot::acquire();
         let name = spec.name.clone().unwrap_or_else(test_name);
-        let dir = artifacts::output_root().join(&name);
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create test output dir");
+        let (dir, dir_lock) = claim_dir(&artifacts::output_root(), &name);
         let sock_dir = std::env::temp_dir().join(format!(
             "drbd-rs-qemu-{}-{}",
             std::process::id(),
@@ -254,6 +287,7 @@ impl Cluster {
         let cluster = Cluster {
             nodes,
             dir,
+            _dir_lock: dir_lock,
             sock_dir,
             allowed: Mutex::new(spec.allowed_reports.clone()),
             _slot: slot,
@@ -720,6 +754,40 @@ impl Node {
                 ("up".into(), Json::Bool(up)),
             ])),
         );
+    }
+
+    /// The guest's network interface on the link to `peer` (found by its MAC address).
+    pub fn iface(&self, peer: usize) -> String {
+        assert!(
+            self.peers.iter().any(|(p, _)| *p == peer),
+            "{} has no link to node{peer}",
+            self.name
+        );
+        let mac = format!("52:54:00:0d:{:02x}:{peer:02x}", self.index);
+        let out = self.run_ok(&format!(
+            "for d in /sys/class/net/*; do [ \"$(cat $d/address)\" = {mac} ] && echo ${{d##*/}}; done; true"
+        ));
+        let ifc = out.trim().to_string();
+        assert!(
+            !ifc.is_empty(),
+            "{}: no interface with MAC {mac}",
+            self.name
+        );
+        ifc
+    }
+
+    /// `tc qdisc replace ... netem <args>` on the link to `peer` (outgoing direction only), e.g.
+    /// `"delay 5ms"`, `"loss 10%"`; `None` removes it.
+    pub fn netem(&self, peer: usize, args: Option<&str>) {
+        let ifc = self.iface(peer);
+        match args {
+            Some(a) => self.run_ok(&format!(
+                "/usr/sbin/tc qdisc replace dev {ifc} root netem {a}"
+            )),
+            None => self.run_ok(&format!(
+                "/usr/sbin/tc qdisc del dev {ifc} root 2>/dev/null; true"
+            )),
+        };
     }
 
     /// Freezes the guest (QMP `stop`): a zombie that wakes up later with [`resume`](Self::resume).

@@ -350,6 +350,9 @@ const HOST_PROGRAMS: &[(&str, &str, &[&str])] = &[
     ),
     ("/usr/sbin/dmsetup", "/usr/sbin/dmsetup", &[]),
     ("/usr/sbin/blkid", "/usr/sbin/blkid", &[]),
+    // iproute2's tc (netem); busybox's cannot do netem. Busybox sh runs its own applets before
+    // searching PATH, so names shared with an applet (tc, mke2fs) need the full path.
+    ("/usr/sbin/tc", "/usr/sbin/tc", &[]),
     // Debian's drbd-utils: the 8.4 helpers for benchmarks against the in-tree C module, and the
     // stock 9.x tools (outside PATH) for comparisons. Ours are `drbdsetup`/`drbdmeta` on PATH.
     ("/lib/drbd/drbdsetup-84", "/lib/drbd/drbdsetup-84", &[]),

@@ -62,6 +62,18 @@ fn smoke() {
     let o = n0.wait_until(&ping_cmd(&a1), Duration::from_secs(30));
     assert!(o.success(), "link did not come back\n{o}");
 
+    // netem on one direction of the link adds its delay to the round trip.
+    n0.netem(1, Some("delay 200ms"));
+    let o = n0.run_ok(&ping_cmd(&a1));
+    let rtt: f64 = o
+        .split("time=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no round trip time in {o}"));
+    assert!(rtt >= 200.0, "netem delay not applied: {rtt} ms\n{o}");
+    n0.netem(1, None);
+
     // Background job: output appears while it runs; killing it ends it with SIGKILL.
     let mut job = n1.spawn("i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done");
     job.wait_for("tick 3", Duration::from_secs(30));
@@ -107,4 +119,39 @@ fn smoke() {
     ));
     // The I/O errors above are logged by the kernel ("Buffer I/O error", "I/O error"), not splats.
     eprintln!("smoke test took {:.1}s", t0.elapsed().as_secs_f64());
+}
+
+/// Three guests: a full mesh, one /24 per pair, each link cut separately.
+#[test]
+fn three_node_mesh() {
+    let c = Cluster::start(ClusterSpec::new(3).disks(&[16]));
+    let ping = |from: usize, to: usize| {
+        c.node(from)
+            .run(&format!("timeout 3 ping -c 1 {}", c.addr(to, from)))
+    };
+    for a in 0..3 {
+        for b in 0..3 {
+            if a != b {
+                let o = c.node(a).wait_until(
+                    &format!("timeout 3 ping -c 1 {}", c.addr(b, a)),
+                    Duration::from_secs(30),
+                );
+                assert!(o.success(), "node{a} -> node{b}\n{o}");
+            }
+        }
+    }
+    assert_eq!(c.addr(0, 2), "10.0.1.1");
+    assert_eq!(c.addr(2, 1), "10.0.2.3");
+    // Cutting 0-2 leaves 0-1 and 1-2 up.
+    c.set_link(0, 2, false);
+    assert!(!ping(0, 2).success());
+    assert!(!ping(2, 0).success());
+    assert!(ping(0, 1).success());
+    assert!(ping(1, 2).success());
+    c.set_link(0, 2, true);
+    let o = c.node(0).wait_until(
+        &format!("timeout 3 ping -c 1 {}", c.addr(2, 0)),
+        Duration::from_secs(30),
+    );
+    assert!(o.success(), "{o}");
 }
