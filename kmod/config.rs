@@ -2,6 +2,7 @@
 //! remove resources and minors, attach and detach backing disks, change roles, tear down.
 
 use crate::backing::{AttachRequest, Backing};
+use crate::connection::{Connection, NetOptions, Path};
 use crate::device::Device;
 use crate::events::{self, Kind};
 use crate::failure::{fail, Outcome};
@@ -172,6 +173,17 @@ fn remove_device(dev: &Arc<Device>) -> Outcome {
         st.disk.take()
     };
     rs.remove_device(dev.minor);
+    for conn in rs.connections() {
+        let mut cs = conn.state.lock();
+        events::peer_device(conn, &cs, dev.volume, Kind::Destroy);
+        let kept = cs.volumes.iter().copied().filter(|v| *v != dev.volume);
+        let mut volumes = KVec::new();
+        for v in kept {
+            // Shrinking never needs more room than before; a failure only keeps a stale entry.
+            let _ = volumes.push(v, GFP_KERNEL);
+        }
+        cs.volumes = volumes;
+    }
     drop(rs);
     // Removed with no resource or device lock held: `del_gendisk` takes the open mutex, under
     // which the block layer calls our open/release.
@@ -303,6 +315,7 @@ pub(crate) fn down(reg: &mut RegistryInner, name: &str) -> Outcome {
         let mut rs = res.state.lock();
         crate::role::demote(&res, &mut rs)?;
     }
+    remove_connections(&res);
     loop {
         let next = res.state.lock().devices().next().cloned();
         let Some(dev) = next else { break };
@@ -315,6 +328,7 @@ pub(crate) fn down(reg: &mut RegistryInner, name: &str) -> Outcome {
 /// Module exit: tear a resource down regardless of state (nothing can be open any more,
 /// because the module cannot be unloaded while a device is open).
 pub(crate) fn teardown_resource(res: &Arc<Resource>) {
+    remove_connections(res);
     loop {
         let next = res.state.lock().devices().next().cloned();
         let Some(dev) = next else { break };
@@ -322,5 +336,160 @@ pub(crate) fn teardown_resource(res: &Arc<Resource>) {
         if remove_device(&dev).is_err() {
             break;
         }
+    }
+}
+
+fn connection(res: &Resource, peer: u32) -> Outcome<Arc<Connection>> {
+    res.state.lock().connection(peer).cloned().ok_or_else(|| {
+        fail!(
+            ret::ERR_INVALID_REQUEST,
+            "unknown connection to node {}",
+            peer
+        )
+    })
+}
+
+/// `new-peer NAME PEER_NODE_ID [net options]`.
+pub(crate) fn new_peer(
+    reg: &mut RegistryInner,
+    name: &str,
+    peer: u32,
+    conn_name: Option<&str>,
+    net: NetOptions,
+) -> Outcome {
+    let res = resource(reg, name)?;
+    if peer > NODE_ID_MAX || peer == res.node_id {
+        return Err(fail!(
+            ret::ERR_INVALID_REQUEST,
+            "peer node-id {} is invalid for a node with node-id {}",
+            peer,
+            res.node_id
+        ));
+    }
+    let mut rs = res.state.lock();
+    if rs.connection(peer).is_some() {
+        return Err(fail!(
+            ret::ERR_INVALID_REQUEST,
+            "connection to node {} exists already",
+            peer
+        ));
+    }
+    let default_name = kernel::str::CString::try_from_fmt(kernel::fmt!("peer{}", peer))
+        .map_err(|_| fail!(ret::ERR_NOMEM))?;
+    let label = conn_name.unwrap_or(default_name.to_str().unwrap_or("peer"));
+    let label = Name::new(label).ok_or_else(|| {
+        fail!(
+            ret::ERR_INVALID_REQUEST,
+            "invalid connection name \"{}\"",
+            label
+        )
+    })?;
+    let conn = Connection::new(res.clone(), peer, label, net).map_err(|_| fail!(ret::ERR_NOMEM))?;
+    {
+        let mut cs = conn.state.lock();
+        for dev in rs.devices() {
+            cs.volumes
+                .push(dev.volume, GFP_KERNEL)
+                .map_err(|_| fail!(ret::ERR_NOMEM))?;
+        }
+        events::connection(&conn, &cs, Kind::Create);
+        for volume in cs.volumes.iter() {
+            events::peer_device(&conn, &cs, *volume, Kind::Create);
+        }
+    }
+    rs.add_connection(conn).map_err(|_| fail!(ret::ERR_NOMEM))?;
+    Ok(())
+}
+
+/// `new-path NAME PEER_NODE_ID LOCAL PEER` (one path per connection).
+pub(crate) fn new_path(reg: &mut RegistryInner, name: &str, peer: u32, path: Path) -> Outcome {
+    let res = resource(reg, name)?;
+    let conn = connection(&res, peer)?;
+    let mut cs = conn.state.lock();
+    if cs.path.is_some() {
+        return Err(fail!(
+            ret::ERR_INVALID_REQUEST,
+            "connection to node {} has a path already (multiple paths are not supported yet)",
+            peer
+        ));
+    }
+    cs.path = Some(path);
+    events::path(&conn, &cs, Kind::Create);
+    Ok(())
+}
+
+/// `del-path NAME PEER_NODE_ID LOCAL PEER`: only while not connecting.
+pub(crate) fn del_path(reg: &mut RegistryInner, name: &str, peer: u32) -> Outcome {
+    let res = resource(reg, name)?;
+    let conn = connection(&res, peer)?;
+    let mut cs = conn.state.lock();
+    if cs.thread.is_some() {
+        return Err(fail!(ret::ERR_NET_CONFIGURED, "disconnect first"));
+    }
+    if cs.path.is_some() {
+        events::path(&conn, &cs, Kind::Destroy);
+        cs.path = None;
+    }
+    Ok(())
+}
+
+/// `connect NAME PEER_NODE_ID`.
+pub(crate) fn connect(reg: &mut RegistryInner, name: &str, peer: u32) -> Outcome {
+    let res = resource(reg, name)?;
+    let conn = connection(&res, peer)?;
+    if conn.state.lock().path.is_none() {
+        return Err(fail!(
+            ret::ERR_INVALID_REQUEST,
+            "connection to node {} has no path (new-path first)",
+            peer
+        ));
+    }
+    conn.start().map_err(|e| {
+        fail!(
+            ret::ERR_NOMEM,
+            "starting the connection failed ({})",
+            e.to_errno()
+        )
+    })
+}
+
+/// `disconnect NAME PEER_NODE_ID`.
+pub(crate) fn disconnect(reg: &mut RegistryInner, name: &str, peer: u32) -> Outcome {
+    let res = resource(reg, name)?;
+    connection(&res, peer)?.stop();
+    Ok(())
+}
+
+/// `del-peer NAME PEER_NODE_ID`: disconnects and removes the connection.
+pub(crate) fn del_peer(reg: &mut RegistryInner, name: &str, peer: u32) -> Outcome {
+    let res = resource(reg, name)?;
+    let conn = connection(&res, peer)?;
+    conn.stop();
+    remove_connection(&res, &conn);
+    Ok(())
+}
+
+fn remove_connection(res: &Resource, conn: &Arc<Connection>) {
+    let mut rs = res.state.lock();
+    {
+        let cs = conn.state.lock();
+        if cs.path.is_some() {
+            events::path(conn, &cs, Kind::Destroy);
+        }
+        for volume in cs.volumes.iter() {
+            events::peer_device(conn, &cs, *volume, Kind::Destroy);
+        }
+        events::connection(conn, &cs, Kind::Destroy);
+    }
+    rs.remove_connection(conn.peer_node_id);
+}
+
+/// Stops and removes every connection of a resource (`down`, module exit).
+fn remove_connections(res: &Resource) {
+    loop {
+        let next = res.state.lock().connections().next().cloned();
+        let Some(conn) = next else { break };
+        conn.stop();
+        remove_connection(res, &conn);
     }
 }

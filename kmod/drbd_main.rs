@@ -16,10 +16,12 @@ mod backing;
 #[allow(dead_code)]
 mod build_info;
 mod config;
+mod connection;
 mod device;
 mod dump;
 mod events;
 mod failure;
+mod link;
 mod msg;
 mod name;
 mod nl;

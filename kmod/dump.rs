@@ -107,7 +107,9 @@ pub(crate) fn dumpit(ctx: &mut DumpContext) -> i32 {
                 cmd::ADM_GET_INITIAL_STATE => initial_state(&mut em, &reg, &wanted),
                 cmd::ADM_GET_RESOURCES => resources(&mut em, &reg, &wanted),
                 cmd::ADM_GET_DEVICES => devices(&mut em, &reg, &wanted),
-                // No connections, peer devices or paths exist without replication.
+                cmd::ADM_GET_CONNECTIONS => connections(&mut em, &reg, &wanted),
+                cmd::ADM_GET_PEER_DEVICES => peer_devices(&mut em, &reg, &wanted),
+                cmd::ADM_GET_PATHS => paths(&mut em, &reg, &wanted),
                 _ => {}
             }
         }
@@ -128,22 +130,111 @@ fn initial_state(
 ) {
     for resource in reg.resources().filter(|r| wanted(&r.name)) {
         let rs = resource.state.lock();
-        let count = rs.device_count();
+        // Order as DRBD: resource, connections, devices, then per connection its peer devices
+        // and paths; every message but the last of a resource continues the batch.
+        let conns: usize = rs.connections().count();
+        let per_conn: usize = rs
+            .connections()
+            .map(|c| {
+                let cs = c.state.lock();
+                cs.volumes.len() + usize::from(cs.path.is_some())
+            })
+            .sum();
+        let total = 1 + conns + rs.device_count() + per_conn;
+        let mut sent = 0usize;
+        let flags = |sent: &mut usize| {
+            *sent += 1;
+            notify::EXISTS | if *sent < total { notify::CONTINUES } else { 0 }
+        };
+        let f = flags(&mut sent);
         em.item(cmd::RESOURCE_STATE, None, ret::NO_ERROR, |w| {
-            let flags = if count > 0 { notify::CONTINUES } else { 0 };
-            events::build_resource(w, resource, &rs, notify::EXISTS | flags, Kind::Exists)
+            events::build_resource(w, resource, &rs, f, Kind::Exists)
         });
-        for (i, device) in rs.devices().enumerate() {
-            let st = device.state.lock();
-            let flags = if i + 1 < count { notify::CONTINUES } else { 0 };
-            em.item(cmd::DEVICE_STATE, Some(device.minor), ret::NO_ERROR, |w| {
-                events::build_device(w, device, &st, notify::EXISTS | flags, Kind::Exists)
+        for conn in rs.connections() {
+            let cs = conn.state.lock();
+            let f = flags(&mut sent);
+            em.item(cmd::CONNECTION_STATE, None, ret::NO_ERROR, |w| {
+                events::build_connection(w, conn, &cs, f, Kind::Exists)
             });
+        }
+        for device in rs.devices() {
+            let st = device.state.lock();
+            let f = flags(&mut sent);
+            em.item(cmd::DEVICE_STATE, Some(device.minor), ret::NO_ERROR, |w| {
+                events::build_device(w, device, &st, f, Kind::Exists)
+            });
+        }
+        for conn in rs.connections() {
+            let cs = conn.state.lock();
+            for volume in cs.volumes.iter() {
+                let f = flags(&mut sent);
+                em.item(cmd::PEER_DEVICE_STATE, None, ret::NO_ERROR, |w| {
+                    events::build_peer_device(w, conn, &cs, *volume, f, Kind::Exists)
+                });
+            }
+            if cs.path.is_some() {
+                let f = flags(&mut sent);
+                em.item(cmd::PATH_STATE, None, ret::NO_ERROR, |w| {
+                    events::build_path(w, conn, &cs, f, Kind::Exists)
+                });
+            }
         }
     }
     em.item(cmd::INITIAL_STATE_DONE, None, ret::NO_ERROR, |w| {
         msg::notification(w, notify::EXISTS)
     });
+}
+
+fn connections(
+    em: &mut Emitter<'_>,
+    reg: &RegistryInner,
+    wanted: &dyn Fn(&crate::name::Name) -> bool,
+) {
+    for resource in reg.resources().filter(|r| wanted(&r.name)) {
+        let rs = resource.state.lock();
+        for conn in rs.connections() {
+            let cs = conn.state.lock();
+            em.item(cmd::ADM_GET_CONNECTIONS, None, ret::NO_ERROR, |w| {
+                msg::conn_context(w, conn, &cs, None, true)?;
+                msg::net_conf(w, &cs)?;
+                msg::connection_body(w, &cs)
+            });
+        }
+    }
+}
+
+fn peer_devices(
+    em: &mut Emitter<'_>,
+    reg: &RegistryInner,
+    wanted: &dyn Fn(&crate::name::Name) -> bool,
+) {
+    for resource in reg.resources().filter(|r| wanted(&r.name)) {
+        let rs = resource.state.lock();
+        for conn in rs.connections() {
+            let cs = conn.state.lock();
+            for volume in cs.volumes.iter() {
+                em.item(cmd::ADM_GET_PEER_DEVICES, None, ret::NO_ERROR, |w| {
+                    msg::conn_context(w, conn, &cs, Some(*volume), false)?;
+                    msg::peer_device_body(w, &cs)
+                });
+            }
+        }
+    }
+}
+
+fn paths(em: &mut Emitter<'_>, reg: &RegistryInner, wanted: &dyn Fn(&crate::name::Name) -> bool) {
+    for resource in reg.resources().filter(|r| wanted(&r.name)) {
+        let rs = resource.state.lock();
+        for conn in rs.connections() {
+            let cs = conn.state.lock();
+            if cs.path.is_some() {
+                em.item(cmd::ADM_GET_PATHS, None, ret::NO_ERROR, |w| {
+                    msg::conn_context(w, conn, &cs, None, true)?;
+                    msg::path_body(w, &cs)
+                });
+            }
+        }
+    }
 }
 
 fn resources(

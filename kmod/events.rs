@@ -2,6 +2,7 @@
 //! shows as `create`/`change`/`destroy` lines). Built from state the caller already holds;
 //! sent from process context only.
 
+use crate::connection::{Connection, ConnectionState};
 use crate::device::{Device, DeviceState};
 use crate::msg;
 use crate::resource::{Resource, ResourceState};
@@ -93,6 +94,81 @@ fn send(command: u8, minor: Option<u32>, build: impl FnOnce(&mut NlaWriter<'_>) 
 
 /// Allocation flags for events: they are sent from configuration and open/release paths only.
 const GFP_NOIO_COMPAT: kernel::alloc::Flags = GFP_KERNEL;
+
+/// Builds a connection notification into `w`.
+pub(crate) fn build_connection(
+    w: &mut NlaWriter<'_>,
+    conn: &Connection,
+    st: &ConnectionState,
+    nh_type: u32,
+    kind: Kind,
+) -> msg::Built {
+    msg::notification(w, nh_type)?;
+    msg::conn_context(w, conn, st, None, false)?;
+    if kind != Kind::Destroy {
+        msg::connection_body(w, st)?;
+    }
+    Ok(())
+}
+
+/// Builds a path notification into `w`.
+pub(crate) fn build_path(
+    w: &mut NlaWriter<'_>,
+    conn: &Connection,
+    st: &ConnectionState,
+    nh_type: u32,
+    kind: Kind,
+) -> msg::Built {
+    msg::notification(w, nh_type)?;
+    msg::conn_context(w, conn, st, None, true)?;
+    if kind != Kind::Destroy {
+        msg::path_body(w, st)?;
+    }
+    Ok(())
+}
+
+/// Builds a peer-device notification into `w`.
+pub(crate) fn build_peer_device(
+    w: &mut NlaWriter<'_>,
+    conn: &Connection,
+    st: &ConnectionState,
+    volume: u32,
+    nh_type: u32,
+    kind: Kind,
+) -> msg::Built {
+    msg::notification(w, nh_type)?;
+    msg::conn_context(w, conn, st, Some(volume), false)?;
+    if kind != Kind::Destroy {
+        msg::peer_device_body(w, st)?;
+    }
+    Ok(())
+}
+
+/// Announces a connection state (and its peer devices, whose state follows it).
+pub(crate) fn connection(conn: &Connection, st: &ConnectionState, kind: Kind) {
+    send(cmd::CONNECTION_STATE, None, |w| {
+        build_connection(w, conn, st, kind.nh_type(), kind)
+    });
+    if kind == Kind::Change {
+        for volume in st.volumes.iter() {
+            peer_device(conn, st, *volume, kind);
+        }
+    }
+}
+
+/// Announces a path state.
+pub(crate) fn path(conn: &Connection, st: &ConnectionState, kind: Kind) {
+    send(cmd::PATH_STATE, None, |w| {
+        build_path(w, conn, st, kind.nh_type(), kind)
+    });
+}
+
+/// Announces a peer-device state.
+pub(crate) fn peer_device(conn: &Connection, st: &ConnectionState, volume: u32, kind: Kind) {
+    send(cmd::PEER_DEVICE_STATE, None, |w| {
+        build_peer_device(w, conn, st, volume, kind.nh_type(), kind)
+    });
+}
 
 /// Announces a resource state.
 pub(crate) fn resource(resource: &Resource, rs: &ResourceState, kind: Kind) {

@@ -1,11 +1,13 @@
 //! Builds the attribute payloads of replies, dumps and events for each object, in DRBD 9's
 //! layout (context, info and statistics sets). Pure formatting over snapshots.
 
+use crate::connection::{Connection, ConnectionState};
 use crate::device::{Device, DeviceState};
 use crate::resource::{Resource, ResourceState};
 use crate::spec::generated::{
-    cfg_context, cfg_reply, device_info, device_statistics, disk_conf, notification_header,
-    res_opts, resource_info, resource_statistics, tla, MINOR_NONE,
+    cfg_context, cfg_reply, connection_info, connection_statistics, device_info, device_statistics,
+    disk_conf, net_conf, notification_header, path_info, peer_device_info, peer_device_statistics,
+    res_opts, resource_info, resource_statistics, tla, ConnState, DiskState, ReplState, MINOR_NONE,
 };
 use crate::spec::nla::{DrbdHeader, NlaError, NlaWriter};
 use core::sync::atomic::Ordering;
@@ -42,6 +44,89 @@ pub(crate) fn context(w: &mut NlaWriter<'_>, resource: &Resource, volume: Option
     if let Some(volume) = volume {
         w.put_u32(cfg_context::CTX_VOLUME, volume)?;
     }
+    w.nest_end(nest)
+}
+
+/// `DRBD_NLA_CFG_CONTEXT` naming a connection (and optionally its path and a volume).
+pub(crate) fn conn_context(
+    w: &mut NlaWriter<'_>,
+    conn: &Connection,
+    st: &ConnectionState,
+    volume: Option<u32>,
+    with_path: bool,
+) -> Built {
+    let nest = w.nest_start(tla::CFG_CONTEXT)?;
+    w.put_str(cfg_context::CTX_RESOURCE_NAME, conn.resource.name.as_str())?;
+    if let Some(volume) = volume {
+        w.put_u32(cfg_context::CTX_VOLUME, volume)?;
+    }
+    w.put_u32(cfg_context::CTX_PEER_NODE_ID, conn.peer_node_id)?;
+    w.put_str(cfg_context::CTX_CONN_NAME, st.name.as_str())?;
+    if with_path {
+        if let Some(path) = st.path.as_ref() {
+            w.put_bytes(cfg_context::CTX_MY_ADDR, &path.local.to_sockaddr_bytes())?;
+            w.put_bytes(cfg_context::CTX_PEER_ADDR, &path.peer.to_sockaddr_bytes())?;
+        }
+    }
+    w.nest_end(nest)
+}
+
+/// Connection info and statistics.
+pub(crate) fn connection_body(w: &mut NlaWriter<'_>, st: &ConnectionState) -> Built {
+    let nest = w.nest_start(tla::CONNECTION_INFO)?;
+    w.put_u32(connection_info::CONN_CONNECTION_STATE, st.cstate as u32)?;
+    w.put_u32(connection_info::CONN_ROLE, st.peer_role as u32)?;
+    w.nest_end(nest)?;
+    let nest = w.nest_start(tla::CONNECTION_STATISTICS)?;
+    w.put_flag(connection_statistics::CONN_CONGESTED, false)?;
+    w.put_u64(connection_statistics::AP_IN_FLIGHT, 0)?;
+    w.put_u64(connection_statistics::RS_IN_FLIGHT, 0)?;
+    w.nest_end(nest)
+}
+
+/// Network options of a connection (what `drbdsetup show` prints in `net {}`).
+pub(crate) fn net_conf(w: &mut NlaWriter<'_>, st: &ConnectionState) -> Built {
+    let nest = w.nest_start(tla::NET_CONF)?;
+    w.put_str(net_conf::NAME, st.name.as_str())?;
+    w.put_u32(net_conf::WIRE_PROTOCOL, st.net.protocol)?;
+    w.put_u32(net_conf::CONNECT_INT, st.net.connect_int_s)?;
+    w.put_u32(net_conf::PING_INT, st.net.ping_int_s)?;
+    w.put_u32(net_conf::PING_TIMEO, st.net.ping_timeo_ds)?;
+    w.nest_end(nest)
+}
+
+/// Path info.
+pub(crate) fn path_body(w: &mut NlaWriter<'_>, st: &ConnectionState) -> Built {
+    let nest = w.nest_start(tla::PATH_INFO)?;
+    w.put_flag(path_info::PATH_ESTABLISHED, st.established)?;
+    w.nest_end(nest)
+}
+
+/// Peer-device info and statistics (no replication yet: Off / Established, peer disk unknown).
+pub(crate) fn peer_device_body(w: &mut NlaWriter<'_>, st: &ConnectionState) -> Built {
+    let connected = st.cstate == ConnState::Connected;
+    let repl = if connected {
+        ReplState::Established
+    } else {
+        ReplState::Off
+    };
+    let nest = w.nest_start(tla::PEER_DEVICE_INFO)?;
+    w.put_u32(peer_device_info::PEER_REPL_STATE, repl as u32)?;
+    w.put_u32(
+        peer_device_info::PEER_DISK_STATE,
+        DiskState::DUnknown as u32,
+    )?;
+    w.put_flag(peer_device_info::PEER_RESYNC_SUSP_USER, false)?;
+    w.put_flag(peer_device_info::PEER_RESYNC_SUSP_PEER, false)?;
+    w.put_flag(peer_device_info::PEER_RESYNC_SUSP_DEPENDENCY, false)?;
+    w.put_flag(peer_device_info::PEER_IS_INTENTIONAL_DISKLESS, false)?;
+    w.nest_end(nest)?;
+    let nest = w.nest_start(tla::PEER_DEVICE_STATISTICS)?;
+    w.put_u64(peer_device_statistics::PEER_DEV_RECEIVED, 0)?;
+    w.put_u64(peer_device_statistics::PEER_DEV_SENT, 0)?;
+    w.put_u32(peer_device_statistics::PEER_DEV_PENDING, 0)?;
+    w.put_u32(peer_device_statistics::PEER_DEV_UNACKED, 0)?;
+    w.put_u64(peer_device_statistics::PEER_DEV_OUT_OF_SYNC, 0)?;
     w.nest_end(nest)
 }
 

@@ -4,14 +4,17 @@
 
 use crate::backing::AttachRequest;
 use crate::config;
+use crate::connection::{NetOptions, Path};
 use crate::failure::{fail, Failure, Outcome};
 use crate::msg;
 use crate::resource::ResourceOptions;
 use crate::spec::generated::{
-    self, cfg_context, cmd, detach_parms, disk_conf, res_opts, ret, set_role_parms, ss, tla,
+    self, cfg_context, cmd, connect_parms, detach_parms, disk_conf, net_conf, path_parms, res_opts,
+    ret, set_role_parms, ss, tla,
 };
 use crate::spec::nla::{self, Attr, NlaError, NlaWriter};
 use crate::sys::genl::{DoContext, Request};
+use crate::sys::socket::Ipv4Addr;
 use kernel::prelude::*;
 
 /// Longest path DRBD accepts for backing and meta-data devices.
@@ -74,6 +77,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) resource_name: Option<&'a str>,
     /// `ctx_volume`.
     pub(crate) volume: Option<u32>,
+    /// `ctx_peer_node_id`.
+    pub(crate) peer_node_id: Option<u32>,
 }
 
 impl<'a> Ctx<'a> {
@@ -87,7 +92,15 @@ impl<'a> Ctx<'a> {
                 a.as_str(128)
             })?,
             volume: get(set, cfg_context::CTX_VOLUME, "volume", |a| a.as_u32())?,
+            peer_node_id: get(set, cfg_context::CTX_PEER_NODE_ID, "peer node-id", |a| {
+                a.as_u32()
+            })?,
         })
+    }
+
+    fn peer(&self) -> Outcome<u32> {
+        self.peer_node_id
+            .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "peer node-id missing"))
     }
 
     fn resource(&self) -> Outcome<&'a str> {
@@ -218,12 +231,91 @@ fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outc
             }
         }
         cmd::ADM_DOWN => config::down(reg, c.resource()?).map(|()| ret::NO_ERROR),
+        cmd::ADM_NEW_PEER => {
+            let set = members(attrs, tla::NET_CONF, "net options")?;
+            let (name, net) = net_options(set)?;
+            config::new_peer(reg, c.resource()?, c.peer()?, name, net).map(|()| ret::NO_ERROR)
+        }
+        cmd::ADM_NEW_PATH | cmd::ADM_DEL_PATH => {
+            let set = members(attrs, tla::PATH_PARMS, "path")?
+                .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "path parameters missing"))?;
+            let addr = |nr, what| -> Outcome<Ipv4Addr> {
+                let raw = get(set, nr, what, |a| a.as_bytes(128))?
+                    .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "{} missing", what))?;
+                Ipv4Addr::from_sockaddr(raw).ok_or_else(|| {
+                    fail!(
+                        ret::ERR_INVALID_REQUEST,
+                        "{} is not an IPv4 address (IPv6 paths are not supported yet)",
+                        what
+                    )
+                })
+            };
+            let path = Path {
+                local: addr(path_parms::MY_ADDR, "local address")?,
+                peer: addr(path_parms::PEER_ADDR, "peer address")?,
+            };
+            if req.cmd == cmd::ADM_NEW_PATH {
+                config::new_path(reg, c.resource()?, c.peer()?, path).map(|()| ret::NO_ERROR)
+            } else {
+                config::del_path(reg, c.resource()?, c.peer()?).map(|()| ret::NO_ERROR)
+            }
+        }
+        cmd::ADM_CONNECT => {
+            if let Some(set) = members(attrs, tla::CONNECT_PARMS, "connect parameters")? {
+                if get(
+                    set,
+                    connect_parms::DISCARD_MY_DATA,
+                    "discard-my-data",
+                    |a| a.as_flag(),
+                )?
+                .unwrap_or(false)
+                {
+                    return Err(fail!(
+                        ret::ERR_INVALID_REQUEST,
+                        "--discard-my-data needs resync, which is not supported yet"
+                    ));
+                }
+            }
+            config::connect(reg, c.resource()?, c.peer()?).map(|()| ss::SUCCESS)
+        }
+        cmd::ADM_DISCONNECT => {
+            config::disconnect(reg, c.resource()?, c.peer()?).map(|()| ss::SUCCESS)
+        }
+        cmd::ADM_DEL_PEER => {
+            config::del_peer(reg, c.resource()?, c.peer()?).map(|()| ret::NO_ERROR)
+        }
         other => Err(fail!(
             ret::ERR_INVALID_REQUEST,
             "command {} is not supported by this drbd-rs version (no replication yet)",
             other
         )),
     }
+}
+
+fn net_options(set: Option<&[u8]>) -> Outcome<(Option<&str>, NetOptions)> {
+    let mut net = NetOptions::default();
+    let Some(s) = set else { return Ok((None, net)) };
+    let name = get(s, net_conf::NAME, "connection name", |a| a.as_str(64))?;
+    if let Some(v) = get(s, net_conf::WIRE_PROTOCOL, "protocol", |a| a.as_u32())? {
+        if !(1..=3).contains(&v) {
+            return Err(fail!(
+                ret::ERR_INVALID_REQUEST,
+                "protocol {} is not A, B or C",
+                v
+            ));
+        }
+        net.protocol = v;
+    }
+    if let Some(v) = get(s, net_conf::CONNECT_INT, "connect-int", |a| a.as_u32())? {
+        net.connect_int_s = v.clamp(1, 120);
+    }
+    if let Some(v) = get(s, net_conf::PING_INT, "ping-int", |a| a.as_u32())? {
+        net.ping_int_s = v.clamp(1, 120);
+    }
+    if let Some(v) = get(s, net_conf::PING_TIMEO, "ping-timeout", |a| a.as_u32())? {
+        net.ping_timeo_ds = v.clamp(1, 300);
+    }
+    Ok((name, net))
 }
 
 fn resource_options(set: Option<&[u8]>, mut opts: ResourceOptions) -> Outcome<ResourceOptions> {

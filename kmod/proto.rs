@@ -11,3 +11,7 @@ pub(crate) mod crc32c;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/meta.rs"]
 pub(crate) mod meta;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/wire.rs"]
+pub(crate) mod wire;

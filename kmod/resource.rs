@@ -6,6 +6,7 @@
 //! block layer calls them under `disk->open_mutex`, which `del_gendisk` also takes (so the disk
 //! is always removed with no resource or device lock held).
 
+use crate::connection::Connection;
 use crate::device::Device;
 use crate::name::Name;
 use crate::spec::generated::Role;
@@ -36,6 +37,8 @@ pub(crate) struct ResourceState {
     pub(crate) options: ResourceOptions,
     /// Volumes by slot; `None` slots are free (no `remove` in the 6.12 `KVec`).
     pub(crate) devices: KVec<Option<Arc<Device>>>,
+    /// Connections to peers, by slot (like `devices`).
+    pub(crate) connections: KVec<Option<Arc<Connection>>>,
 }
 
 /// A resource.
@@ -66,6 +69,7 @@ impl Resource {
                         auto_promoted: false,
                         options,
                         devices: KVec::new(),
+                        connections: KVec::new(),
                     },
                     "Resource::state"
                 ),
@@ -102,6 +106,35 @@ impl ResourceState {
             .devices
             .iter_mut()
             .find(|s| s.as_ref().is_some_and(|d| d.minor == minor))?;
+        slot.take()
+    }
+
+    /// Live connections.
+    pub(crate) fn connections(&self) -> impl Iterator<Item = &Arc<Connection>> {
+        self.connections.iter().flatten()
+    }
+
+    /// The connection to `peer_node_id`, if any.
+    pub(crate) fn connection(&self, peer_node_id: u32) -> Option<&Arc<Connection>> {
+        self.connections().find(|c| c.peer_node_id == peer_node_id)
+    }
+
+    /// Adds a connection, reusing a free slot.
+    pub(crate) fn add_connection(&mut self, conn: Arc<Connection>) -> Result {
+        if let Some(slot) = self.connections.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(conn);
+            return Ok(());
+        }
+        self.connections.push(Some(conn), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Removes the connection to `peer_node_id` and returns it.
+    pub(crate) fn remove_connection(&mut self, peer_node_id: u32) -> Option<Arc<Connection>> {
+        let slot = self
+            .connections
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|c| c.peer_node_id == peer_node_id))?;
         slot.take()
     }
 

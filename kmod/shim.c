@@ -12,6 +12,10 @@
 #include <linux/seq_file.h>
 #include <linux/sched/mm.h>
 #include <net/genetlink.h>
+#include <net/sock.h>
+#include <linux/tcp.h>
+#include <linux/net.h>
+#include <linux/in.h>
 
 #include "shim.h"
 
@@ -275,4 +279,42 @@ int shim_proc_create(void)
 void shim_proc_remove(void)
 {
 	remove_proc_entry("drbd", NULL);
+}
+
+/* ---- kernel TCP sockets ------------------------------------------------------------------ */
+
+int shim_sock_create_tcp(struct socket **res)
+{
+	return sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP, res);
+}
+
+/* Socket options of a replication connection (struct sock is opaque to Rust). */
+void shim_sock_tune(struct socket *sock, bool listener)
+{
+	struct sock *sk = sock->sk;
+
+	sk->sk_allocation = GFP_NOIO;
+	sk->sk_use_task_frag = false;
+	if (listener) {
+		sock_set_reuseaddr(sk);
+		return;
+	}
+	tcp_sock_set_nodelay(sk);
+	sock_set_keepalive(sk);
+}
+
+/* Blocking receive/accept timeout, in jiffies (0 = wait forever). */
+void shim_sock_set_rcvtimeo(struct socket *sock, long timeo)
+{
+	WRITE_ONCE(sock->sk->sk_rcvtimeo, timeo ? timeo : MAX_SCHEDULE_TIMEOUT);
+}
+
+void shim_sock_set_sndtimeo(struct socket *sock, long timeo)
+{
+	WRITE_ONCE(sock->sk->sk_sndtimeo, timeo ? timeo : MAX_SCHEDULE_TIMEOUT);
+}
+
+long shim_msecs_to_jiffies(u32 ms)
+{
+	return msecs_to_jiffies(ms);
 }

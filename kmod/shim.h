@@ -35,4 +35,11 @@ u32 shim_bio_op(struct bio *bio);
 int shim_proc_create(void);
 void shim_proc_remove(void);
 
+struct socket;
+int shim_sock_create_tcp(struct socket **res);
+void shim_sock_tune(struct socket *sock, bool listener);
+void shim_sock_set_rcvtimeo(struct socket *sock, long timeo);
+void shim_sock_set_sndtimeo(struct socket *sock, long timeo);
+long shim_msecs_to_jiffies(u32 ms);
+
 #endif

@@ -9,3 +9,5 @@ mod ffi;
 pub(crate) mod genl;
 pub(crate) mod global;
 pub(crate) mod misc;
+pub(crate) mod socket;
+pub(crate) mod thread;

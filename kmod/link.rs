@@ -1,0 +1,277 @@
+//! The link thread of a connection: establishes the two TCP streams of DRBD 9 (data and
+//! meta), agrees on the protocol version with `P_CONNECTION_FEATURES`, then watches the link
+//! with pings until it fails or `disconnect` stops it, and reconnects after `connect-int`.
+//!
+//! Roles in establishing: the node with the higher node id connects, the other listens, so
+//! both sides never race to open crossing connections.
+
+use crate::connection::Connection;
+use crate::proto::wire::{self, ConnectionFeatures, Header, HeaderKind};
+use crate::spec::generated::ConnState;
+use crate::sys::socket::{Ipv4Addr, Socket};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// Largest payload accepted before agreeing on anything (the features packet is 72 bytes).
+const MAX_HANDSHAKE_PAYLOAD: u32 = 4096;
+/// Largest payload accepted on the meta stream (acks, pings, state packets).
+const MAX_META_PAYLOAD: u32 = 64 * 1024;
+/// How long a handshake step may take.
+const HANDSHAKE_TIMEOUT_MS: u32 = 5000;
+/// Poll interval of the listener, so `disconnect` is noticed.
+const ACCEPT_POLL_MS: u32 = 500;
+
+/// Why an established link ended.
+#[derive(Clone, Copy)]
+enum Failure {
+    /// The peer did not answer a ping in time.
+    PingTimeout,
+    /// Send or receive failed (reset, closed).
+    Broken,
+    /// The peer sent something we do not understand.
+    Protocol,
+}
+
+/// The two streams of an established connection.
+struct Link {
+    data: Arc<Socket>,
+    meta: Arc<Socket>,
+    version: u32,
+}
+
+fn send(sock: &Socket, kind: HeaderKind, cmd: u16, volume: u16, payload: &[u8]) -> Result {
+    let header = Header {
+        kind,
+        cmd,
+        length: payload.len() as u32,
+        volume,
+    };
+    let mut hb = [0u8; 16];
+    let n = header.encode(&mut hb).map_err(|_| EINVAL)?;
+    sock.send_all(&[&hb[..n], payload])
+}
+
+fn recv_header(sock: &Socket, kind: HeaderKind) -> Result<Header> {
+    let mut hb = [0u8; 16];
+    let buf = &mut hb[..kind.size()];
+    sock.recv_exact(buf)?;
+    let h = Header::decode(buf).map_err(|_| EPROTO_COMPAT)?;
+    if h.kind != kind {
+        return Err(EPROTO_COMPAT);
+    }
+    Ok(h)
+}
+
+fn recv_payload(sock: &Socket, len: u32, max: u32) -> Result<KVec<u8>> {
+    if len > max {
+        return Err(EPROTO_COMPAT);
+    }
+    let mut buf = KVec::from_elem(0u8, len as usize, GFP_KERNEL)?;
+    sock.recv_exact(buf.as_mut_slice())?;
+    Ok(buf)
+}
+
+/// Protocol violation by the peer.
+const EPROTO_COMPAT: Error = EINVAL;
+
+/// Entry point of the link thread.
+pub(crate) fn run(conn: Arc<Connection>) {
+    let my_id = conn.resource.node_id;
+    while !conn.is_stopping() {
+        conn.set_cstate(ConnState::Connecting, false);
+        let (path, net) = {
+            let st = conn.state.lock();
+            (st.path, st.net)
+        };
+        if let Some(path) = path {
+            if let Ok(link) = establish(&conn, path, my_id, net.connect_int_s) {
+                pr_info!(
+                    "{} {}: connected to {} (protocol version {})\n",
+                    conn.resource.name,
+                    conn.state.lock().name,
+                    path.peer,
+                    link.version
+                );
+                conn.set_cstate(ConnState::Connected, true);
+                let why = watch(&conn, &link, net.ping_int_s, net.ping_timeo_ds);
+                link.data.shutdown();
+                link.meta.shutdown();
+                conn.untrack_sockets();
+                if conn.is_stopping() {
+                    break;
+                }
+                let (cstate, text) = match why {
+                    Failure::PingTimeout => {
+                        (ConnState::NetworkFailure, "PingAck did not arrive in time")
+                    }
+                    Failure::Broken => (ConnState::BrokenPipe, "connection lost"),
+                    Failure::Protocol => (ConnState::ProtocolError, "protocol error"),
+                };
+                pr_warn!(
+                    "{} {}: {}\n",
+                    conn.resource.name,
+                    conn.state.lock().name,
+                    text
+                );
+                conn.set_cstate(cstate, false);
+            }
+            conn.untrack_sockets();
+        }
+        pause(&conn, net.connect_int_s.max(1) * 1000);
+    }
+}
+
+/// Sleeps up to `ms`, returning early when asked to stop.
+fn pause(conn: &Connection, ms: u32) {
+    let mut left = ms;
+    while left > 0 && !conn.is_stopping() {
+        let step = left.min(100);
+        crate::sys::misc::sleep_ms(step);
+        left -= step;
+    }
+}
+
+fn establish(conn: &Arc<Connection>, path: Path, my_id: u32, connect_int_s: u32) -> Result<Link> {
+    let (data, meta) = if my_id > conn.peer_node_id {
+        let data = Arc::new(Socket::connect(path.local, path.peer)?, GFP_KERNEL)?;
+        conn.track_socket(&data)?;
+        send(&data, HeaderKind::H80, wire::P_INITIAL_DATA, 0, &[])?;
+        let meta = Arc::new(Socket::connect(path.local, path.peer)?, GFP_KERNEL)?;
+        conn.track_socket(&meta)?;
+        send(&meta, HeaderKind::H80, wire::P_INITIAL_META, 0, &[])?;
+        (data, meta)
+    } else {
+        accept_pair(conn, path.local, connect_int_s.max(1) * 1000)?
+    };
+    data.set_recv_timeout(HANDSHAKE_TIMEOUT_MS);
+    data.set_send_timeout(HANDSHAKE_TIMEOUT_MS);
+    meta.set_send_timeout(HANDSHAKE_TIMEOUT_MS);
+    let version = handshake(&data, my_id, conn.peer_node_id)?;
+    Ok(Link {
+        data,
+        meta,
+        version,
+    })
+}
+
+use crate::connection::Path;
+
+/// Accepts the peer's data and meta streams, told apart by their first packet.
+fn accept_pair(
+    conn: &Arc<Connection>,
+    local: Ipv4Addr,
+    timeout_ms: u32,
+) -> Result<(Arc<Socket>, Arc<Socket>)> {
+    let listener = Arc::new(Socket::listen(local)?, GFP_KERNEL)?;
+    conn.track_socket(&listener)?;
+    let (mut data, mut meta) = (None, None);
+    let mut waited = 0;
+    while data.is_none() || meta.is_none() {
+        if conn.is_stopping() || waited >= timeout_ms {
+            return Err(ETIMEDOUT_COMPAT);
+        }
+        let s = match listener.accept(ACCEPT_POLL_MS) {
+            Ok(s) => Arc::new(s, GFP_KERNEL)?,
+            Err(_) => {
+                waited += ACCEPT_POLL_MS;
+                continue;
+            }
+        };
+        conn.track_socket(&s)?;
+        s.set_recv_timeout(HANDSHAKE_TIMEOUT_MS);
+        let Ok(h) = recv_header(&s, HeaderKind::H80) else {
+            continue;
+        };
+        if h.length != 0 {
+            continue;
+        }
+        match h.cmd {
+            wire::P_INITIAL_DATA => data = Some(s),
+            wire::P_INITIAL_META => meta = Some(s),
+            _ => {}
+        }
+    }
+    match (data, meta) {
+        (Some(d), Some(m)) => Ok((d, m)),
+        _ => Err(ETIMEDOUT_COMPAT),
+    }
+}
+
+/// Timed out.
+const ETIMEDOUT_COMPAT: Error = EAGAIN;
+
+/// Exchanges `P_CONNECTION_FEATURES` and returns the agreed protocol version.
+fn handshake(data: &Socket, my_id: u32, peer_id: u32) -> Result<u32> {
+    let mine = ConnectionFeatures {
+        protocol_min: crate::procfs::PROTOCOL_MIN,
+        feature_flags: 0,
+        protocol_max: crate::procfs::PROTOCOL_MAX,
+        sender_node_id: my_id,
+        receiver_node_id: peer_id,
+    };
+    let mut buf = [0u8; ConnectionFeatures::SIZE];
+    mine.encode(&mut buf).map_err(|_| EINVAL)?;
+    send(data, HeaderKind::H80, wire::P_CONNECTION_FEATURES, 0, &buf)?;
+    let h = recv_header(data, HeaderKind::H80)?;
+    if h.cmd != wire::P_CONNECTION_FEATURES {
+        return Err(EPROTO_COMPAT);
+    }
+    let payload = recv_payload(data, h.length, MAX_HANDSHAKE_PAYLOAD)?;
+    let theirs = ConnectionFeatures::decode(&payload).map_err(|_| EPROTO_COMPAT)?;
+    if theirs.sender_node_id != peer_id || theirs.receiver_node_id != my_id {
+        pr_warn!(
+            "peer introduced itself as node {} (expected {})\n",
+            theirs.sender_node_id,
+            peer_id
+        );
+        return Err(EPROTO_COMPAT);
+    }
+    let (version, _features) = mine.agree(&theirs).ok_or(EPROTO_COMPAT)?;
+    Ok(version)
+}
+
+/// Watches an established link on the meta stream: answers pings, sends a ping after
+/// `ping_int` seconds of silence and expects the answer within `ping_timeo` tenths.
+fn watch(conn: &Connection, link: &Link, ping_int_s: u32, ping_timeo_ds: u32) -> Failure {
+    let kind = HeaderKind::for_version(link.version);
+    let idle_ms = ping_int_s.max(1) * 1000;
+    let answer_ms = ping_timeo_ds.max(1) * 100;
+    let mut waiting_for_ack = false;
+    link.meta.set_recv_timeout(idle_ms);
+    loop {
+        if conn.is_stopping() {
+            return Failure::Broken;
+        }
+        match recv_header(&link.meta, kind) {
+            Ok(h) => {
+                if recv_payload(&link.meta, h.length, MAX_META_PAYLOAD).is_err() {
+                    return Failure::Protocol;
+                }
+                match h.cmd {
+                    wire::P_PING => {
+                        if send(&link.meta, kind, wire::P_PING_ACK, 0, &[]).is_err() {
+                            return Failure::Broken;
+                        }
+                    }
+                    wire::P_PING_ACK => {
+                        waiting_for_ack = false;
+                        link.meta.set_recv_timeout(idle_ms);
+                    }
+                    _ => return Failure::Protocol,
+                }
+            }
+            Err(e) if e == EAGAIN => {
+                if waiting_for_ack {
+                    return Failure::PingTimeout;
+                }
+                if send(&link.meta, kind, wire::P_PING, 0, &[]).is_err() {
+                    return Failure::Broken;
+                }
+                waiting_for_ack = true;
+                link.meta.set_recv_timeout(answer_ms);
+            }
+            Err(e) if e == EINVAL => return Failure::Protocol,
+            Err(_) => return Failure::Broken,
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Kernel TCP sockets for replication connections: listen/accept/connect, blocking full-length
+//! send and receive, and shutdown to wake a blocked reader from another thread.
+
+use super::ffi;
+use kernel::bindings;
+use kernel::error::to_result;
+use kernel::prelude::*;
+
+/// An IPv4 endpoint (DRBD also sends `sockaddr_in6`; IPv6 paths are not supported yet).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Ipv4Addr {
+    /// Address bytes in network order.
+    pub(crate) ip: [u8; 4],
+    /// Port.
+    pub(crate) port: u16,
+}
+
+/// `struct sockaddr_in` (stable uapi layout, not in the 6.12 bindings).
+#[repr(C)]
+struct SockaddrIn {
+    family: u16,
+    port_be: u16,
+    addr: [u8; 4],
+    zero: [u8; 8],
+}
+
+impl Ipv4Addr {
+    /// Decodes the raw `sockaddr_in` bytes DRBD's netlink attributes carry.
+    pub(crate) fn from_sockaddr(raw: &[u8]) -> Option<Self> {
+        if raw.len() < 8 || u16::from_ne_bytes([raw[0], raw[1]]) != bindings::AF_INET as u16 {
+            return None;
+        }
+        Some(Self {
+            port: u16::from_be_bytes([raw[2], raw[3]]),
+            ip: [raw[4], raw[5], raw[6], raw[7]],
+        })
+    }
+
+    /// The raw `sockaddr_in` bytes for netlink attributes.
+    pub(crate) fn to_sockaddr_bytes(self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..2].copy_from_slice(&(bindings::AF_INET as u16).to_ne_bytes());
+        b[2..4].copy_from_slice(&self.port.to_be_bytes());
+        b[4..8].copy_from_slice(&self.ip);
+        b
+    }
+
+    fn to_c(self) -> SockaddrIn {
+        SockaddrIn {
+            family: bindings::AF_INET as u16,
+            port_be: self.port.to_be(),
+            addr: self.ip,
+            zero: [0; 8],
+        }
+    }
+}
+
+impl core::fmt::Display for Ipv4Addr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let [a, b, c, d] = self.ip;
+        write!(f, "{}.{}.{}.{}:{}", a, b, c, d, self.port)
+    }
+}
+
+/// An owned kernel socket.
+///
+/// # Invariants
+/// `sock` is a valid socket from `sock_create_kern`/`kernel_accept`, released once in `Drop`.
+///
+/// Locking: `send_all` and `recv_exact` may run concurrently with each other (TCP is full
+/// duplex) but each direction must have a single user at a time (callers serialise senders);
+/// `shutdown` may be called from any thread at any time.
+pub(crate) struct Socket {
+    sock: *mut bindings::socket,
+}
+
+// SAFETY: kernel sockets are used from any thread; see the locking rules above.
+unsafe impl Send for Socket {}
+// SAFETY: concurrent use follows the locking rules above (the socket layer locks internally).
+unsafe impl Sync for Socket {}
+
+fn create() -> Result<Socket> {
+    let mut sock = core::ptr::null_mut();
+    // SAFETY: `sock` is a valid out pointer.
+    to_result(unsafe { ffi::shim_sock_create_tcp(&mut sock) })?;
+    // INVARIANT: creation succeeded.
+    Ok(Socket { sock })
+}
+
+fn ms_to_jiffies(ms: u32) -> core::ffi::c_long {
+    // SAFETY: pure conversion.
+    unsafe { ffi::shim_msecs_to_jiffies(ms) }
+}
+
+impl Socket {
+    /// A listening socket on `addr` (address reuse enabled).
+    pub(crate) fn listen(addr: Ipv4Addr) -> Result<Socket> {
+        let s = create()?;
+        let mut sa = addr.to_c();
+        // SAFETY: `s.sock` is valid; `sa` is a properly laid out sockaddr_in on our stack.
+        unsafe {
+            ffi::shim_sock_tune(s.sock, true);
+            to_result(bindings::kernel_bind(
+                s.sock,
+                (&mut sa as *mut SockaddrIn).cast(),
+                core::mem::size_of::<SockaddrIn>() as i32,
+            ))?;
+            to_result(bindings::kernel_listen(s.sock, 5))?;
+        }
+        Ok(s)
+    }
+
+    /// Waits up to `timeout_ms` for an incoming connection.
+    pub(crate) fn accept(&self, timeout_ms: u32) -> Result<Socket> {
+        let mut new = core::ptr::null_mut();
+        // SAFETY: `self.sock` is a valid listening socket; `new` is a valid out pointer.
+        unsafe {
+            ffi::shim_sock_set_rcvtimeo(self.sock, ms_to_jiffies(timeout_ms));
+            to_result(bindings::kernel_accept(self.sock, &mut new, 0))?;
+            ffi::shim_sock_tune(new, false);
+        }
+        // INVARIANT: accept succeeded and returned a new socket.
+        Ok(Socket { sock: new })
+    }
+
+    /// Connects to `addr` from `local` (port 0 = any).
+    pub(crate) fn connect(local: Ipv4Addr, addr: Ipv4Addr) -> Result<Socket> {
+        let s = create()?;
+        let mut src = Ipv4Addr { port: 0, ..local }.to_c();
+        let mut dst = addr.to_c();
+        // SAFETY: `s.sock` is valid; both addresses live on our stack during the calls.
+        unsafe {
+            ffi::shim_sock_tune(s.sock, false);
+            to_result(bindings::kernel_bind(
+                s.sock,
+                (&mut src as *mut SockaddrIn).cast(),
+                core::mem::size_of::<SockaddrIn>() as i32,
+            ))?;
+            to_result(bindings::kernel_connect(
+                s.sock,
+                (&mut dst as *mut SockaddrIn).cast(),
+                core::mem::size_of::<SockaddrIn>() as i32,
+                0,
+            ))?;
+        }
+        Ok(s)
+    }
+
+    /// Sets the receive timeout (0 = none); a timed-out receive fails with `EAGAIN`.
+    pub(crate) fn set_recv_timeout(&self, ms: u32) {
+        // SAFETY: `self.sock` is valid (invariant).
+        unsafe { ffi::shim_sock_set_rcvtimeo(self.sock, ms_to_jiffies(ms)) }
+    }
+
+    /// Sets the send timeout (0 = none).
+    pub(crate) fn set_send_timeout(&self, ms: u32) {
+        // SAFETY: `self.sock` is valid (invariant).
+        unsafe { ffi::shim_sock_set_sndtimeo(self.sock, ms_to_jiffies(ms)) }
+    }
+
+    /// Sends all of `parts` in order (one message, gathered).
+    pub(crate) fn send_all(&self, parts: &[&[u8]]) -> Result {
+        for part in parts {
+            let mut done = 0;
+            while done < part.len() {
+                let rest = &part[done..];
+                let mut vec = bindings::kvec {
+                    iov_base: rest.as_ptr() as *mut _,
+                    iov_len: rest.len(),
+                };
+                // SAFETY: zeroed msghdr is valid for kernel_sendmsg; `vec` points into `part`.
+                let sent = unsafe {
+                    let mut msg: bindings::msghdr = core::mem::zeroed();
+                    msg.msg_flags = (bindings::MSG_NOSIGNAL) as _;
+                    bindings::kernel_sendmsg(self.sock, &mut msg, &mut vec, 1, rest.len())
+                };
+                if sent <= 0 {
+                    return Err(if sent < 0 {
+                        Error::from_errno(sent)
+                    } else {
+                        EPIPE
+                    });
+                }
+                done += sent as usize;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` completely; fails on end of stream, error or timeout.
+    pub(crate) fn recv_exact(&self, buf: &mut [u8]) -> Result {
+        let mut done = 0;
+        while done < buf.len() {
+            let rest = &mut buf[done..];
+            let mut vec = bindings::kvec {
+                iov_base: rest.as_mut_ptr().cast(),
+                iov_len: rest.len(),
+            };
+            // SAFETY: zeroed msghdr is valid for kernel_recvmsg; `vec` points into `buf`.
+            let got = unsafe {
+                let mut msg: bindings::msghdr = core::mem::zeroed();
+                bindings::kernel_recvmsg(
+                    self.sock,
+                    &mut msg,
+                    &mut vec,
+                    1,
+                    rest.len(),
+                    (bindings::MSG_WAITALL | bindings::MSG_NOSIGNAL) as i32,
+                )
+            };
+            if got <= 0 {
+                return Err(if got < 0 {
+                    Error::from_errno(got)
+                } else {
+                    ECONNRESET_COMPAT
+                });
+            }
+            done += got as usize;
+        }
+        Ok(())
+    }
+
+    /// Shuts both directions down; wakes threads blocked in `recv_exact`/`accept`.
+    pub(crate) fn shutdown(&self) {
+        // SAFETY: `self.sock` is valid; shutdown is safe concurrently with other socket calls.
+        unsafe { bindings::kernel_sock_shutdown(self.sock, bindings::sock_shutdown_cmd_SHUT_RDWR) };
+    }
+}
+
+/// The peer closed the stream.
+const ECONNRESET_COMPAT: Error = EPIPE;
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // SAFETY: `sock` is valid and released exactly once (invariant).
+        unsafe { bindings::sock_release(self.sock) };
+    }
+}
