@@ -117,6 +117,19 @@ fn smoke() {
     n1.run_ok(&format!(
         "dd if={dev} of=/dev/null bs=4k count=1 iflag=direct 2>&1"
     ));
+    // Kernel-log checking sees a report (here a fake one written to /dev/kmsg) until it is allowed.
+    n1.run_ok("echo 'WARNING: harness self-test' > /dev/kmsg");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while c.kernel_reports().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = c.kernel_reports();
+    assert!(
+        r.len() == 1 && r[0].0 == "node1" && r[0].1.line.contains("harness self-test"),
+        "{r:?}"
+    );
+    c.allow_kernel_report("WARNING: harness self-test");
+    assert!(c.kernel_reports().is_empty());
     // The I/O errors above are logged by the kernel ("Buffer I/O error", "I/O error"), not splats.
     eprintln!("smoke test took {:.1}s", t0.elapsed().as_secs_f64());
 }
