@@ -20,6 +20,8 @@ pub(crate) struct AttachRequest<'a> {
     pub(crate) meta_dev: &'a str,
     /// DRBD's meta-dev-idx (-1/-3 internal, -2 flexible external, N indexed).
     pub(crate) meta_dev_idx: i32,
+    /// Requested device size in sectors (`--size`); 0 = all the backing device offers.
+    pub(crate) disk_size: u64,
 }
 
 /// An attached backing disk with its meta-data.
@@ -37,6 +39,8 @@ pub(crate) struct Backing {
     pub(crate) sb: KBox<Superblock>,
     /// DRBD's meta-dev-idx as configured (reported back by `show`).
     pub(crate) meta_dev_idx: i32,
+    /// Requested device size in sectors (`--size`); 0 = all the backing device offers.
+    pub(crate) disk_size: u64,
 }
 
 fn open_error(code: i32, what: &str, path: &str, e: Error) -> crate::failure::Failure {
@@ -166,6 +170,15 @@ impl Backing {
                 "no room for data next to the meta-data"
             ));
         }
+        if req.disk_size > layout.data_sectors {
+            return Err(fail!(
+                ret::ERR_DISK_TOO_SMALL,
+                "{} offers {} KiB next to its meta-data, --size asks for {} KiB",
+                req.backing_dev,
+                layout.data_sectors / 2,
+                req.disk_size / 2
+            ));
+        }
         let sb = KBox::new(sb, GFP_KERNEL).map_err(|_| fail!(ret::ERR_NOMEM))?;
         Ok(Self {
             data,
@@ -173,12 +186,17 @@ impl Backing {
             layout,
             sb,
             meta_dev_idx: req.meta_dev_idx,
+            disk_size: req.disk_size,
         })
     }
 
     /// Usable size of `/dev/drbd<minor>` in sectors.
     pub(crate) fn data_sectors(&self) -> u64 {
-        self.layout.data_sectors
+        if self.disk_size > 0 {
+            self.disk_size.min(self.layout.data_sectors)
+        } else {
+            self.layout.data_sectors
+        }
     }
 
     /// Path of the backing device (for `DEVICE_INFO` and events).

@@ -127,7 +127,8 @@ impl Connection {
         }
         self.stopping.store(false, Ordering::Release);
         let me = self.clone();
-        let name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_c_{}", self.resource.name))?;
+        let name =
+            kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_c_{}", self.resource.name))?;
         st.thread = Some(KThread::spawn(&name, move || crate::link::run(me))?);
         crate::events::connection(self, &st, crate::events::Kind::Change);
         Ok(())

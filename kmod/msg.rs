@@ -166,6 +166,9 @@ pub(crate) fn disk_conf(w: &mut NlaWriter<'_>, st: &DeviceState) -> Built {
     w.put_str(disk_conf::BACKING_DEV, backing.backing_path())?;
     w.put_str(disk_conf::META_DEV, backing.meta_path())?;
     w.put_i32(disk_conf::META_DEV_IDX, backing.meta_dev_idx)?;
+    if backing.disk_size > 0 {
+        w.put_u64(disk_conf::DISK_SIZE, backing.disk_size)?;
+    }
     w.nest_end(nest)
 }
 

@@ -200,7 +200,10 @@ fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outc
                 a.as_i32()
             })?
             .ok_or_else(|| fail!(ret::ERR_MANDATORY_TAG, "meta-data index missing"))?;
+            let disk_size =
+                get(set, disk_conf::DISK_SIZE, "disk size", |a| a.as_u64())?.unwrap_or(0);
             let request = AttachRequest {
+                disk_size,
                 backing_dev,
                 meta_dev,
                 meta_dev_idx,

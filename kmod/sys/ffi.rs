@@ -66,8 +66,14 @@ extern "C" {
 
     pub(crate) fn shim_sock_create_tcp(res: *mut *mut kernel::bindings::socket) -> i32;
     pub(crate) fn shim_sock_tune(sock: *mut kernel::bindings::socket, listener: bool);
-    pub(crate) fn shim_sock_set_rcvtimeo(sock: *mut kernel::bindings::socket, timeo: core::ffi::c_long);
-    pub(crate) fn shim_sock_set_sndtimeo(sock: *mut kernel::bindings::socket, timeo: core::ffi::c_long);
+    pub(crate) fn shim_sock_set_rcvtimeo(
+        sock: *mut kernel::bindings::socket,
+        timeo: core::ffi::c_long,
+    );
+    pub(crate) fn shim_sock_set_sndtimeo(
+        sock: *mut kernel::bindings::socket,
+        timeo: core::ffi::c_long,
+    );
     pub(crate) fn shim_msecs_to_jiffies(ms: u32) -> core::ffi::c_long;
     pub(crate) fn shim_proc_create() -> i32;
     pub(crate) fn shim_proc_remove();
