@@ -815,8 +815,24 @@ impl Node {
         matches!(st.qemu.as_mut().map(|q| q.try_exit()), Some(None))
     }
 
+    /// A paused guest cannot run anything: let it continue.
+    fn resume_if_paused(&self) {
+        let mut st = self.lock();
+        if let Some(q) = st.qmp.as_mut() {
+            let paused = q
+                .execute("query-status", None)
+                .ok()
+                .and_then(|r| r.get("running").and_then(Json::as_bool))
+                == Some(false);
+            if paused {
+                let _ = q.execute("cont", None);
+            }
+        }
+    }
+
     /// Runs `before` while the guest is still up (if it is), then shuts it down.
     fn shutdown_after<T>(&self, before: impl FnOnce() -> Option<T>) -> Option<T> {
+        self.resume_if_paused();
         let r = if self.lock().agent.as_ref().is_some_and(|a| !a.is_closed()) {
             before()
         } else {
@@ -833,7 +849,7 @@ impl Node {
             .try_run_with(
                 "k=/sys/kernel/debug/kmemleak; [ -w $k ] || exit 3; echo scan > $k; echo scan > $k; cat $k",
                 RunOpts {
-                    timeout: Some(scaled(Duration::from_secs(120))),
+                    timeout: Some(scaled(Duration::from_secs(60))),
                     ..Default::default()
                 },
             )
@@ -843,6 +859,7 @@ impl Node {
 
     /// Clean stop: `reboot -f` in the guest (QEMU exits thanks to `-no-reboot`), killed if it hangs.
     pub fn shutdown(&self) {
+        self.resume_if_paused();
         let agent = self.lock().agent.take();
         if let Some(a) = agent {
             let id = a.next_id();
