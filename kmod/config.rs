@@ -2,7 +2,7 @@
 //! remove resources and minors, attach and detach backing disks, change roles, tear down.
 
 use crate::backing::{AttachRequest, Backing};
-use crate::connection::{Connection, NetOptions, Path};
+use crate::connection::{Connection, NetOptions, Path, PeerDev};
 use crate::device::Device;
 use crate::events::{self, Kind};
 use crate::failure::{fail, Outcome};
@@ -176,13 +176,12 @@ fn remove_device(dev: &Arc<Device>) -> Outcome {
     for conn in rs.connections() {
         let mut cs = conn.state.lock();
         events::peer_device(conn, &cs, dev.volume, Kind::Destroy);
-        let kept = cs.volumes.iter().copied().filter(|v| *v != dev.volume);
-        let mut volumes = KVec::new();
-        for v in kept {
-            // Shrinking never needs more room than before; a failure only keeps a stale entry.
-            let _ = volumes.push(v, GFP_KERNEL);
+        let mut peers = KVec::new();
+        for p in cs.peers.iter().filter(|p| p.volume != dev.volume) {
+            // Shrinking never needs more room than before; a failure only drops an entry.
+            let _ = peers.push(*p, GFP_KERNEL);
         }
-        cs.volumes = volumes;
+        cs.peers = peers;
     }
     drop(rs);
     // Removed with no resource or device lock held: `del_gendisk` takes the open mutex, under
@@ -245,6 +244,8 @@ pub(crate) fn attach(reg: &mut RegistryInner, minor: u32, req: &AttachRequest<'_
     st.backing = Some(backing);
     st.disk_state = disk_state;
     events::device(&dev, &st, Kind::Change);
+    drop(st);
+    crate::replication::local_change_locked(&rs);
     Ok(())
 }
 
@@ -289,6 +290,7 @@ fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
         backing
     };
     drop(backing);
+    crate::replication::local_change(&dev.resource);
     Ok(())
 }
 
@@ -388,13 +390,13 @@ pub(crate) fn new_peer(
     {
         let mut cs = conn.state.lock();
         for dev in rs.devices() {
-            cs.volumes
-                .push(dev.volume, GFP_KERNEL)
+            cs.peers
+                .push(PeerDev::new(dev.volume), GFP_KERNEL)
                 .map_err(|_| fail!(ret::ERR_NOMEM))?;
         }
         events::connection(&conn, &cs, Kind::Create);
-        for volume in cs.volumes.iter() {
-            events::peer_device(&conn, &cs, *volume, Kind::Create);
+        for p in cs.peers.iter() {
+            events::peer_device(&conn, &cs, p.volume, Kind::Create);
         }
     }
     rs.add_connection(conn).map_err(|_| fail!(ret::ERR_NOMEM))?;
@@ -476,8 +478,8 @@ fn remove_connection(res: &Resource, conn: &Arc<Connection>) {
         if cs.path.is_some() {
             events::path(conn, &cs, Kind::Destroy);
         }
-        for volume in cs.volumes.iter() {
-            events::peer_device(conn, &cs, *volume, Kind::Destroy);
+        for p in cs.peers.iter() {
+            events::peer_device(conn, &cs, p.volume, Kind::Destroy);
         }
         events::connection(conn, &cs, Kind::Destroy);
     }

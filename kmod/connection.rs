@@ -5,8 +5,9 @@
 //! `Connection::state`; `disconnect` takes the thread out of the state and stops it with no
 //! lock held (the thread may be waiting for that lock).
 
+use crate::replication::Link;
 use crate::resource::Resource;
-use crate::spec::generated::{ConnState, Role};
+use crate::spec::generated::{ConnState, DiskState, ReplState, Role};
 use crate::sys::socket::{Ipv4Addr, Socket};
 use crate::sys::thread::KThread;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -65,9 +66,53 @@ pub(crate) struct ConnectionState {
     pub(crate) thread: Option<KThread>,
     /// Sockets in use by the link thread (shut down by `disconnect` to wake it).
     pub(crate) sockets: KVec<Arc<Socket>>,
-    /// Volumes of the resource, i.e. this connection's peer devices (kept here so the link
-    /// thread never needs `Resource::state`, which ranks above this lock).
-    pub(crate) volumes: KVec<u32>,
+    /// Peer devices, one per volume of the resource (kept here so the link threads never
+    /// need `Resource::state` while holding this lock).
+    pub(crate) peers: KVec<PeerDev>,
+    /// The established link while connected (the write path sends through it).
+    pub(crate) link: Option<Arc<Link>>,
+    /// Resync sender while this node is SyncSource.
+    pub(crate) resync: Option<KThread>,
+}
+
+/// Replication state of one volume towards the peer.
+#[derive(Clone, Copy)]
+pub(crate) struct PeerDev {
+    /// Volume number.
+    pub(crate) volume: u32,
+    /// Replication state.
+    pub(crate) repl: ReplState,
+    /// The peer's disk state.
+    pub(crate) peer_disk: DiskState,
+    /// The peer's role.
+    pub(crate) peer_role: Role,
+    /// The peer's current data generation.
+    pub(crate) peer_uuid: u64,
+    /// The peer's two newest history generations.
+    pub(crate) peer_history: [u64; 2],
+    /// The peer's device size (sectors).
+    pub(crate) peer_size: u64,
+    /// Sectors to resync in the running sync (0 = no sync).
+    pub(crate) sync_total: u64,
+    /// Sectors resynced so far.
+    pub(crate) synced: u64,
+}
+
+impl PeerDev {
+    /// A peer device of a connection that is not established.
+    pub(crate) fn new(volume: u32) -> Self {
+        Self {
+            volume,
+            repl: ReplState::Off,
+            peer_disk: DiskState::DUnknown,
+            peer_role: Role::Unknown,
+            peer_uuid: 0,
+            peer_history: [0; 2],
+            peer_size: 0,
+            sync_total: 0,
+            synced: 0,
+        }
+    }
 }
 
 /// A connection.
@@ -110,7 +155,9 @@ impl Connection {
                         established: false,
                         thread: None,
                         sockets: KVec::new(),
-                        volumes: KVec::new(),
+                        peers: KVec::new(),
+                        link: None,
+                        resync: None,
                     },
                     "Connection::state"
                 ),
@@ -137,13 +184,16 @@ impl Connection {
     /// Stops the link thread and goes StandAlone (`disconnect`).
     pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
-        let thread = {
+        let (thread, resync) = {
             let mut st = self.state.lock();
             for s in st.sockets.iter() {
                 s.shutdown();
             }
-            st.thread.take()
+            (st.thread.take(), st.resync.take())
         };
+        if let Some(t) = resync {
+            t.stop();
+        }
         if let Some(t) = thread {
             t.stop();
         }
@@ -156,6 +206,87 @@ impl Connection {
         crate::events::connection(self, &st, crate::events::Kind::Change);
         if was_established {
             crate::events::path(self, &st, crate::events::Kind::Change);
+        }
+    }
+
+    /// The established link, if connected.
+    pub(crate) fn link(&self) -> Option<Arc<Link>> {
+        self.state.lock().link.clone()
+    }
+
+    /// Whether `link` is still the current link.
+    pub(crate) fn is_link(&self, link: &Arc<Link>) -> bool {
+        self.state
+            .lock()
+            .link
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(l, link))
+    }
+
+    /// Publishes (or withdraws) the established link; withdrawing resets the peer devices.
+    pub(crate) fn set_link(&self, link: Option<Arc<Link>>) {
+        let mut st = self.state.lock();
+        if link.is_none() {
+            for p in st.peers.iter_mut() {
+                *p = PeerDev::new(p.volume);
+            }
+        }
+        st.link = link;
+    }
+
+    /// Keeps the resync sender so `disconnect` can stop it.
+    pub(crate) fn set_resync_thread(&self, thread: KThread) {
+        let old = self.state.lock().resync.replace(thread);
+        drop(old);
+    }
+
+    /// Takes the resync sender (the link ended).
+    pub(crate) fn take_resync_thread(&self) -> Option<KThread> {
+        self.state.lock().resync.take()
+    }
+
+    /// A copy of the peer device of `volume`.
+    pub(crate) fn peer_dev(&self, volume: u32) -> Option<PeerDev> {
+        self.state
+            .lock()
+            .peers
+            .iter()
+            .find(|p| p.volume == volume)
+            .copied()
+    }
+
+    /// Changes the peer device of `volume` (no event).
+    pub(crate) fn update_peer(&self, volume: u32, f: impl FnOnce(&mut PeerDev)) {
+        if let Some(p) = self
+            .state
+            .lock()
+            .peers
+            .iter_mut()
+            .find(|p| p.volume == volume)
+        {
+            f(p);
+        }
+    }
+
+    /// Sets the replication state of `volume` and announces the peer device.
+    pub(crate) fn set_repl(&self, volume: u32, repl: ReplState) {
+        let mut st = self.state.lock();
+        if let Some(p) = st.peers.iter_mut().find(|p| p.volume == volume) {
+            p.repl = repl;
+            if !matches!(repl, ReplState::SyncSource | ReplState::SyncTarget) {
+                p.sync_total = 0;
+                p.synced = 0;
+            }
+        }
+        crate::events::peer_device(self, &st, volume, crate::events::Kind::Change);
+    }
+
+    /// Records the peer's role and announces the connection if it changed.
+    pub(crate) fn set_peer_role(&self, role: Role) {
+        let mut st = self.state.lock();
+        if st.peer_role != role {
+            st.peer_role = role;
+            crate::events::connection(self, &st, crate::events::Kind::Change);
         }
     }
 

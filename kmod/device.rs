@@ -9,7 +9,7 @@ use crate::backing::Backing;
 use crate::resource::Resource;
 use crate::spec::generated::{DiskState, Role};
 use crate::sys::bdev::BlockDev;
-use crate::sys::bio::{BioOp, UpperBio, STATUS_IOERR};
+use crate::sys::bio::{BioOp, UpperBio, STATUS_IOERR, STATUS_NOTSUPP};
 use crate::sys::disk::Disk;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
@@ -70,6 +70,9 @@ pub(crate) struct Device {
     pub(crate) inflight: AtomicUsize,
     /// Statistics.
     pub(crate) counters: DeviceCounters,
+    /// Orders mirrored writes against resync reads (see `replication.rs`).
+    #[pin]
+    pub(crate) sync_lock: Mutex<()>,
 }
 
 impl Device {
@@ -94,6 +97,7 @@ impl Device {
                 io <- new_spinlock!(DeviceIo { lower: None, writable: false }, "Device::io"),
                 inflight: AtomicUsize::new(0),
                 counters: DeviceCounters::default(),
+                sync_lock <- new_mutex!((), "Device::sync_lock"),
             }),
             GFP_KERNEL,
         )?;
@@ -107,10 +111,30 @@ impl Device {
         Ok(device)
     }
 
-    /// Handles a bio submitted to `/dev/drbd<minor>` (submitter's context, no sleeping locks).
-    pub(crate) fn submit(&self, bio: UpperBio) {
+    /// Handles a bio submitted to `/dev/drbd<minor>` (submitter's context; may sleep on the
+    /// replication send path, never on locks held by completions).
+    pub(crate) fn submit(self: &Arc<Self>, bio: UpperBio) {
         let op = bio.op();
         let changes_data = matches!(op, BioOp::Write | BioOp::Discard);
+        if changes_data && self.io.lock().writable {
+            if let Some((conn, link, protocol)) = crate::replication::write_target(self) {
+                if op == BioOp::Discard {
+                    // Discards are not mirrored yet; refusing keeps the replicas identical.
+                    bio.end(STATUS_NOTSUPP);
+                    return;
+                }
+                self.counters
+                    .written_kib
+                    .fetch_add(u64::from(bio.size()) / 1024, Ordering::Relaxed);
+                let _order = self.sync_lock.lock();
+                let Some(lower) = self.start_lower_io() else {
+                    bio.end(STATUS_IOERR);
+                    return;
+                };
+                crate::replication::mirror_write(self, bio, &lower, &conn, &link, protocol);
+                return;
+            }
+        }
         let lower = {
             let io = self.io.lock();
             match &io.lower {
@@ -132,6 +156,15 @@ impl Device {
             _ => 0,
         };
         bio.submit_clone(&lower);
+    }
+
+    /// Counts a request in flight to the lower device and returns that device, if attached
+    /// and writable.
+    fn start_lower_io(&self) -> Option<Arc<BlockDev>> {
+        let io = self.io.lock();
+        let lower = io.lower.as_ref().filter(|_| io.writable)?.clone();
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        Some(lower)
     }
 
     /// A lower request completed (any context). The last access to `self` by that request.

@@ -28,6 +28,7 @@ mod nl;
 mod procfs;
 mod proto;
 mod registry;
+mod replication;
 mod resource;
 mod role;
 mod spec;

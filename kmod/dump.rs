@@ -137,7 +137,7 @@ fn initial_state(
             .connections()
             .map(|c| {
                 let cs = c.state.lock();
-                cs.volumes.len() + usize::from(cs.path.is_some())
+                cs.peers.len() + usize::from(cs.path.is_some())
             })
             .sum();
         let total = 1 + conns + rs.device_count() + per_conn;
@@ -166,10 +166,10 @@ fn initial_state(
         }
         for conn in rs.connections() {
             let cs = conn.state.lock();
-            for volume in cs.volumes.iter() {
+            for p in cs.peers.iter() {
                 let f = flags(&mut sent);
                 em.item(cmd::PEER_DEVICE_STATE, None, ret::NO_ERROR, |w| {
-                    events::build_peer_device(w, conn, &cs, *volume, f, Kind::Exists)
+                    events::build_peer_device(w, conn, &cs, p.volume, f, Kind::Exists)
                 });
             }
             if cs.path.is_some() {
@@ -212,10 +212,10 @@ fn peer_devices(
         let rs = resource.state.lock();
         for conn in rs.connections() {
             let cs = conn.state.lock();
-            for volume in cs.volumes.iter() {
+            for p in cs.peers.iter() {
                 em.item(cmd::ADM_GET_PEER_DEVICES, None, ret::NO_ERROR, |w| {
-                    msg::conn_context(w, conn, &cs, Some(*volume), false)?;
-                    msg::peer_device_body(w, &cs)
+                    msg::conn_context(w, conn, &cs, Some(p.volume), false)?;
+                    msg::peer_device_body(w, &cs, p.volume)
                 });
             }
         }

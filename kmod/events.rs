@@ -139,7 +139,7 @@ pub(crate) fn build_peer_device(
     msg::notification(w, nh_type)?;
     msg::conn_context(w, conn, st, Some(volume), false)?;
     if kind != Kind::Destroy {
-        msg::peer_device_body(w, st)?;
+        msg::peer_device_body(w, st, volume)?;
     }
     Ok(())
 }
@@ -150,8 +150,8 @@ pub(crate) fn connection(conn: &Connection, st: &ConnectionState, kind: Kind) {
         build_connection(w, conn, st, kind.nh_type(), kind)
     });
     if kind == Kind::Change {
-        for volume in st.volumes.iter() {
-            peer_device(conn, st, *volume, kind);
+        for p in st.peers.iter() {
+            peer_device(conn, st, p.volume, kind);
         }
     }
 }

@@ -7,8 +7,10 @@
 
 use crate::connection::Connection;
 use crate::proto::wire::{self, ConnectionFeatures, Header, HeaderKind};
+use crate::replication::Link;
 use crate::spec::generated::ConnState;
 use crate::sys::socket::{Ipv4Addr, Socket};
+use crate::sys::thread::KThread;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -30,13 +32,8 @@ enum Failure {
     Broken,
     /// The peer sent something we do not understand.
     Protocol,
-}
-
-/// The two streams of an established connection.
-struct Link {
-    data: Arc<Socket>,
-    meta: Arc<Socket>,
-    version: u32,
+    /// Split brain or unrelated data: stay StandAlone.
+    Diverged(&'static str),
 }
 
 fn send(sock: &Socket, kind: HeaderKind, cmd: u16, volume: u16, payload: &[u8]) -> Result {
@@ -92,11 +89,7 @@ pub(crate) fn run(conn: Arc<Connection>) {
                     path.peer,
                     link.version
                 );
-                conn.set_cstate(ConnState::Connected, true);
-                let why = watch(&conn, &link, net.ping_int_s, net.ping_timeo_ds);
-                link.data.shutdown();
-                link.meta.shutdown();
-                conn.untrack_sockets();
+                let why = serve(&conn, &link, net.ping_int_s, net.ping_timeo_ds);
                 if conn.is_stopping() {
                     break;
                 }
@@ -106,6 +99,16 @@ pub(crate) fn run(conn: Arc<Connection>) {
                     }
                     Failure::Broken => (ConnState::BrokenPipe, "connection lost"),
                     Failure::Protocol => (ConnState::ProtocolError, "protocol error"),
+                    Failure::Diverged(why) => {
+                        pr_err!(
+                            "{} {}: {}\n",
+                            conn.resource.name,
+                            conn.state.lock().name,
+                            why
+                        );
+                        conn.set_cstate(ConnState::StandAlone, false);
+                        return;
+                    }
                 };
                 pr_warn!(
                     "{} {}: {}\n",
@@ -121,6 +124,58 @@ pub(crate) fn run(conn: Arc<Connection>) {
     }
 }
 
+/// Runs an established link until it fails: publishes it, exchanges state, receives the data
+/// stream in a second thread, and watches the meta stream here. Tears everything down before
+/// returning.
+fn serve(conn: &Arc<Connection>, link: &Arc<Link>, ping_int_s: u32, ping_timeo_ds: u32) -> Failure {
+    conn.set_link(Some(link.clone()));
+    conn.set_cstate(ConnState::Connected, true);
+    let diverged: Arc<kernel::sync::SpinLock<Option<&'static str>>> = match Arc::pin_init(
+        kernel::new_spinlock!(None, "Connection::diverged"),
+        GFP_KERNEL,
+    ) {
+        Ok(d) => d,
+        Err(_) => return Failure::Broken,
+    };
+    let receiver = {
+        let (c, l, d) = (conn.clone(), link.clone(), diverged.clone());
+        let name =
+            kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_r_{}", conn.resource.name));
+        name.ok().and_then(|name| {
+            KThread::spawn(&name, move || {
+                let stop = crate::replication::receive(&c, &l);
+                if let crate::replication::Stop::Diverged(why) = stop {
+                    *d.lock() = Some(why);
+                }
+                // Wake the meta watcher.
+                l.meta.shutdown();
+                l.data.shutdown();
+            })
+            .ok()
+        })
+    };
+    let mut why = match receiver {
+        Some(_) if crate::replication::announce(conn, link, None).is_ok() => {
+            watch(conn, link, ping_int_s, ping_timeo_ds)
+        }
+        _ => Failure::Broken,
+    };
+    link.data.shutdown();
+    link.meta.shutdown();
+    if let Some(t) = conn.take_resync_thread() {
+        t.stop();
+    }
+    drop(receiver);
+    if let Some(reason) = *diverged.lock() {
+        why = Failure::Diverged(reason);
+    }
+    conn.set_link(None);
+    link.fail_pending();
+    conn.untrack_sockets();
+    crate::role::peer_lost(&conn.resource);
+    why
+}
+
 /// Sleeps up to `ms`, returning early when asked to stop.
 fn pause(conn: &Connection, ms: u32) {
     let mut left = ms;
@@ -131,7 +186,12 @@ fn pause(conn: &Connection, ms: u32) {
     }
 }
 
-fn establish(conn: &Arc<Connection>, path: Path, my_id: u32, connect_int_s: u32) -> Result<Link> {
+fn establish(
+    conn: &Arc<Connection>,
+    path: Path,
+    my_id: u32,
+    connect_int_s: u32,
+) -> Result<Arc<Link>> {
     let (data, meta) = if my_id > conn.peer_node_id {
         let data = Arc::new(Socket::connect(path.local, path.peer)?, GFP_KERNEL)?;
         conn.track_socket(&data)?;
@@ -147,11 +207,7 @@ fn establish(conn: &Arc<Connection>, path: Path, my_id: u32, connect_int_s: u32)
     data.set_send_timeout(HANDSHAKE_TIMEOUT_MS);
     meta.set_send_timeout(HANDSHAKE_TIMEOUT_MS);
     let version = handshake(&data, my_id, conn.peer_node_id)?;
-    Ok(Link {
-        data,
-        meta,
-        version,
-    })
+    Link::new(data, meta, version)
 }
 
 use crate::connection::Path;
@@ -232,7 +288,7 @@ fn handshake(data: &Socket, my_id: u32, peer_id: u32) -> Result<u32> {
 
 /// Watches an established link on the meta stream: answers pings, sends a ping after
 /// `ping_int` seconds of silence and expects the answer within `ping_timeo` tenths.
-fn watch(conn: &Connection, link: &Link, ping_int_s: u32, ping_timeo_ds: u32) -> Failure {
+fn watch(conn: &Connection, link: &Arc<Link>, ping_int_s: u32, ping_timeo_ds: u32) -> Failure {
     let kind = HeaderKind::for_version(link.version);
     let idle_ms = ping_int_s.max(1) * 1000;
     let answer_ms = ping_timeo_ds.max(1) * 100;
@@ -244,13 +300,25 @@ fn watch(conn: &Connection, link: &Link, ping_int_s: u32, ping_timeo_ds: u32) ->
         }
         match recv_header(&link.meta, kind) {
             Ok(h) => {
-                if recv_payload(&link.meta, h.length, MAX_META_PAYLOAD).is_err() {
+                let Ok(payload) = recv_payload(&link.meta, h.length, MAX_META_PAYLOAD) else {
                     return Failure::Protocol;
+                };
+                // Any traffic proves the peer alive.
+                if waiting_for_ack && h.cmd != wire::P_PING_ACK {
+                    link.meta.set_recv_timeout(answer_ms);
                 }
                 match h.cmd {
                     wire::P_PING => {
-                        if send(&link.meta, kind, wire::P_PING_ACK, 0, &[]).is_err() {
+                        if link.send_meta(wire::P_PING_ACK, 0, &[]).is_err() {
                             return Failure::Broken;
+                        }
+                    }
+                    wire::P_WRITE_ACK
+                    | wire::P_RECV_ACK
+                    | wire::P_NEG_ACK
+                    | wire::P_RS_WRITE_ACK => {
+                        if !crate::replication::on_ack(conn, link, h.cmd, h.volume, &payload) {
+                            return Failure::Protocol;
                         }
                     }
                     wire::P_PING_ACK => {
@@ -264,7 +332,7 @@ fn watch(conn: &Connection, link: &Link, ping_int_s: u32, ping_timeo_ds: u32) ->
                 if waiting_for_ack {
                     return Failure::PingTimeout;
                 }
-                if send(&link.meta, kind, wire::P_PING, 0, &[]).is_err() {
+                if link.send_meta(wire::P_PING, 0, &[]).is_err() {
                     return Failure::Broken;
                 }
                 waiting_for_ack = true;

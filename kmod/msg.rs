@@ -1,13 +1,13 @@
 //! Builds the attribute payloads of replies, dumps and events for each object, in DRBD 9's
 //! layout (context, info and statistics sets). Pure formatting over snapshots.
 
-use crate::connection::{Connection, ConnectionState};
+use crate::connection::{Connection, ConnectionState, PeerDev};
 use crate::device::{Device, DeviceState};
 use crate::resource::{Resource, ResourceState};
 use crate::spec::generated::{
     cfg_context, cfg_reply, connection_info, connection_statistics, device_info, device_statistics,
     disk_conf, net_conf, notification_header, path_info, peer_device_info, peer_device_statistics,
-    res_opts, resource_info, resource_statistics, tla, ConnState, DiskState, ReplState, MINOR_NONE,
+    res_opts, resource_info, resource_statistics, tla, MINOR_NONE,
 };
 use crate::spec::nla::{DrbdHeader, NlaError, NlaWriter};
 use core::sync::atomic::Ordering;
@@ -102,31 +102,31 @@ pub(crate) fn path_body(w: &mut NlaWriter<'_>, st: &ConnectionState) -> Built {
     w.nest_end(nest)
 }
 
-/// Peer-device info and statistics (no replication yet: Off / Established, peer disk unknown).
-pub(crate) fn peer_device_body(w: &mut NlaWriter<'_>, st: &ConnectionState) -> Built {
-    let connected = st.cstate == ConnState::Connected;
-    let repl = if connected {
-        ReplState::Established
-    } else {
-        ReplState::Off
-    };
+/// Peer-device info and statistics of `volume`.
+pub(crate) fn peer_device_body(w: &mut NlaWriter<'_>, st: &ConnectionState, volume: u32) -> Built {
+    let p = st
+        .peers
+        .iter()
+        .find(|p| p.volume == volume)
+        .copied()
+        .unwrap_or(PeerDev::new(volume));
     let nest = w.nest_start(tla::PEER_DEVICE_INFO)?;
-    w.put_u32(peer_device_info::PEER_REPL_STATE, repl as u32)?;
-    w.put_u32(
-        peer_device_info::PEER_DISK_STATE,
-        DiskState::DUnknown as u32,
-    )?;
-    w.put_flag(peer_device_info::PEER_RESYNC_SUSP_USER, false)?;
-    w.put_flag(peer_device_info::PEER_RESYNC_SUSP_PEER, false)?;
-    w.put_flag(peer_device_info::PEER_RESYNC_SUSP_DEPENDENCY, false)?;
+    w.put_u32(peer_device_info::PEER_REPL_STATE, p.repl as u32)?;
+    w.put_u32(peer_device_info::PEER_DISK_STATE, p.peer_disk as u32)?;
+    w.put_u32(peer_device_info::PEER_RESYNC_SUSP_USER, 0)?;
+    w.put_u32(peer_device_info::PEER_RESYNC_SUSP_PEER, 0)?;
+    w.put_u32(peer_device_info::PEER_RESYNC_SUSP_DEPENDENCY, 0)?;
     w.put_flag(peer_device_info::PEER_IS_INTENTIONAL_DISKLESS, false)?;
+    w.put_u32(peer_device_info::PEER_RESYNC_SUSP_MAX_PARALLEL, 0)?;
     w.nest_end(nest)?;
     let nest = w.nest_start(tla::PEER_DEVICE_STATISTICS)?;
     w.put_u64(peer_device_statistics::PEER_DEV_RECEIVED, 0)?;
     w.put_u64(peer_device_statistics::PEER_DEV_SENT, 0)?;
     w.put_u32(peer_device_statistics::PEER_DEV_PENDING, 0)?;
     w.put_u32(peer_device_statistics::PEER_DEV_UNACKED, 0)?;
-    w.put_u64(peer_device_statistics::PEER_DEV_OUT_OF_SYNC, 0)?;
+    let out_of_sync = p.sync_total.saturating_sub(p.synced);
+    w.put_u64(peer_device_statistics::PEER_DEV_OUT_OF_SYNC, out_of_sync)?;
+    w.put_u64(peer_device_statistics::PEER_DEV_RS_TOTAL, p.sync_total)?;
     w.nest_end(nest)
 }
 

@@ -15,3 +15,11 @@ pub(crate) mod meta;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/wire.rs"]
 pub(crate) mod wire;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/state.rs"]
+pub(crate) mod state;
+
+#[allow(dead_code, unreachable_pub, clippy::wrong_self_convention)]
+#[path = "../proto/src/uuid.rs"]
+pub(crate) mod uuid;

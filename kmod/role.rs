@@ -22,10 +22,44 @@ fn new_current_uuid(sb: &mut Superblock, primary: bool) {
     sb.current_uuid = fresh | if primary { UUID_PRIMARY } else { 0 };
 }
 
+/// The connection to the peers was lost while Primary: writes from now on are not on the
+/// peers, so start a new data generation (the peers will sync from us when they return).
+pub(crate) fn peer_lost(resource: &Resource) {
+    let rs = resource.state.lock();
+    if rs.role != Role::Primary {
+        return;
+    }
+    for device in rs.devices() {
+        let mut st = device.state.lock();
+        if let Some(backing) = st.backing.as_mut() {
+            new_current_uuid(&mut backing.sb, true);
+            if let Err(f) = backing.write_superblock() {
+                pr_warn!("drbd{}: {} {}\n", device.minor, f.text(), f.info());
+            }
+            pr_info!(
+                "{}/{} drbd{}: new current UUID {:016X} (peer unreachable)\n",
+                resource.name,
+                device.volume,
+                device.minor,
+                backing.sb.current_uuid
+            );
+        }
+    }
+}
+
 /// Makes the resource Primary. `rs` is the locked state of `resource`.
 pub(crate) fn promote(resource: &Resource, rs: &mut ResourceState, force: bool) -> Outcome {
     if rs.role == Role::Primary {
         return Ok(());
+    }
+    for conn in rs.connections() {
+        if conn.state.lock().peer_role == Role::Primary {
+            return Err(fail!(
+                ss::TWO_PRIMARIES,
+                "peer {} is Primary (allow-two-primaries is not supported)",
+                conn.peer_node_id
+            ));
+        }
     }
     for device in rs.devices() {
         let st = device.state.lock();
@@ -76,6 +110,7 @@ pub(crate) fn promote(resource: &Resource, rs: &mut ResourceState, force: bool) 
         resource.name
     );
     crate::events::resource(resource, rs, crate::events::Kind::Change);
+    crate::replication::local_change_locked(rs);
     Ok(())
 }
 
@@ -106,5 +141,6 @@ pub(crate) fn demote(resource: &Resource, rs: &mut ResourceState) -> Outcome {
     rs.auto_promoted = false;
     pr_info!("{}: role Primary -> Secondary\n", resource.name);
     crate::events::resource(resource, rs, crate::events::Kind::Change);
+    crate::replication::local_change_locked(rs);
     Ok(())
 }

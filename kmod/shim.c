@@ -16,6 +16,7 @@
 #include <linux/tcp.h>
 #include <linux/net.h>
 #include <linux/in.h>
+#include <linux/highmem.h>
 
 #include "shim.h"
 
@@ -317,4 +318,63 @@ void shim_sock_set_sndtimeo(struct socket *sock, long timeo)
 long shim_msecs_to_jiffies(u32 ms)
 {
 	return msecs_to_jiffies(ms);
+}
+
+/* ---- replication helpers ----------------------------------------------------------------- */
+
+/* Sends the payload of a bio (all its segments) on a socket; 0 or -errno. */
+int shim_sock_send_bio(struct socket *sock, struct bio *bio)
+{
+	struct bio_vec bvec;
+	struct bvec_iter iter;
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+
+	bio_for_each_segment(bvec, bio, iter) {
+		struct kvec vec;
+		int sent = 0, ret;
+		void *addr = kmap_local_page(bvec.bv_page);
+
+		while (sent < bvec.bv_len) {
+			vec.iov_base = addr + bvec.bv_offset + sent;
+			vec.iov_len = bvec.bv_len - sent;
+			ret = kernel_sendmsg(sock, &msg, &vec, 1, vec.iov_len);
+			if (ret <= 0) {
+				kunmap_local(addr);
+				return ret < 0 ? ret : -EPIPE;
+			}
+			sent += ret;
+		}
+		kunmap_local(addr);
+	}
+	return 0;
+}
+
+struct bio *shim_bio_alloc(struct block_device *bdev, u64 sector, unsigned short nr_vecs,
+			   blk_opf_t opf)
+{
+	struct bio *bio = bio_alloc_bioset(bdev, nr_vecs, opf, GFP_NOIO, &drbd_rs_bio_set);
+
+	if (bio)
+		bio->bi_iter.bi_sector = sector;
+	return bio;
+}
+
+unsigned int shim_memalloc_noio_save(void)
+{
+	return memalloc_noio_save();
+}
+
+void shim_memalloc_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
+}
+
+u64 shim_bio_sector(struct bio *bio)
+{
+	return bio->bi_iter.bi_sector;
+}
+
+u32 shim_bio_opf(struct bio *bio)
+{
+	return bio->bi_opf;
 }

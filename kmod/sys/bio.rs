@@ -4,6 +4,7 @@ use super::bdev::BlockDev;
 use super::ffi;
 use core::ptr::NonNull;
 use kernel::bindings;
+use kernel::prelude::*;
 
 /// The kind of operation of a bio, as far as replication cares.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -22,6 +23,8 @@ pub(crate) enum BioOp {
 
 /// `BLK_STS_IOERR`.
 pub(crate) const STATUS_IOERR: u8 = 10;
+/// `BLK_STS_NOTSUPP`.
+pub(crate) const STATUS_NOTSUPP: u8 = 1;
 
 /// A bio handed to our `submit_bio`; it must be completed exactly once.
 ///
@@ -59,6 +62,29 @@ impl UpperBio {
     pub(crate) fn size(&self) -> u32 {
         // SAFETY: `ptr` is valid (invariant).
         unsafe { (*self.ptr.as_ptr()).bi_iter.bi_size }
+    }
+
+    /// First sector.
+    pub(crate) fn sector(&self) -> u64 {
+        // SAFETY: `ptr` is valid (invariant).
+        unsafe { ffi::shim_bio_sector(self.ptr.as_ptr()) }
+    }
+
+    /// Forced unit access requested.
+    pub(crate) fn is_fua(&self) -> bool {
+        // SAFETY: `ptr` is valid (invariant).
+        unsafe {
+            ffi::shim_bio_opf(self.ptr.as_ptr()) & (1 << bindings::req_flag_bits___REQ_FUA) != 0
+        }
+    }
+
+    /// Cache flush before the write requested.
+    pub(crate) fn is_preflush(&self) -> bool {
+        // SAFETY: `ptr` is valid (invariant).
+        unsafe {
+            ffi::shim_bio_opf(self.ptr.as_ptr()) & (1 << bindings::req_flag_bits___REQ_PREFLUSH)
+                != 0
+        }
     }
 
     /// Completes the bio with a block status (0 = success).
@@ -103,6 +129,108 @@ unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
         (*upper).bi_status = status;
         bindings::bio_endio(upper);
         let device: &crate::device::Device = &*owner.cast::<crate::device::Device>();
+        device.lower_done();
+    }
+}
+
+/// Completion of an upper bio that is split into several parts (the local write, the peer's
+/// acknowledgement, and the submitter itself): the last part to finish completes the bio, with
+/// an error if any part failed.
+///
+/// # Invariants
+/// `upper` is taken exactly once, by the caller that brings `remaining` to zero.
+pub(crate) struct SharedCompletion {
+    upper: core::cell::UnsafeCell<Option<UpperBio>>,
+    remaining: core::sync::atomic::AtomicU32,
+    failed: core::sync::atomic::AtomicBool,
+    /// The device the local part is submitted to (its in-flight count is ours).
+    device: kernel::sync::Arc<crate::device::Device>,
+}
+
+// SAFETY: the cell is only accessed by the single caller that finishes the last part.
+unsafe impl Send for SharedCompletion {}
+// SAFETY: see above; everything else is atomic.
+unsafe impl Sync for SharedCompletion {}
+
+impl SharedCompletion {
+    /// Wraps `upper`, completed after `parts` calls of [`SharedCompletion::part_done`].
+    pub(crate) fn new(
+        upper: UpperBio,
+        parts: u32,
+        device: kernel::sync::Arc<crate::device::Device>,
+    ) -> Result<kernel::sync::Arc<Self>, UpperBio> {
+        let raw = upper.ptr;
+        let value = Self {
+            upper: core::cell::UnsafeCell::new(Some(upper)),
+            remaining: core::sync::atomic::AtomicU32::new(parts),
+            failed: core::sync::atomic::AtomicBool::new(false),
+            device,
+        };
+        kernel::sync::Arc::new(value, kernel::alloc::flags::GFP_KERNEL)
+            // INVARIANT: allocation failed before anyone could see the value; give it back.
+            .map_err(|_| UpperBio { ptr: raw })
+    }
+
+    /// One part finished (any context).
+    pub(crate) fn part_done(&self, ok: bool) {
+        if !ok {
+            self.failed
+                .store(true, core::sync::atomic::Ordering::Release);
+        }
+        if self
+            .remaining
+            .fetch_sub(1, core::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            // SAFETY: we brought `remaining` to zero, so nobody else touches the cell.
+            let upper = unsafe { (*self.upper.get()).take() };
+            if let Some(upper) = upper {
+                let failed = self.failed.load(core::sync::atomic::Ordering::Acquire);
+                upper.end(if failed { STATUS_IOERR } else { 0 });
+            }
+        }
+    }
+
+    /// Submits the local part to `lower`; its completion calls `part_done` and the device's
+    /// `lower_done`. The caller must still hold its own part.
+    pub(crate) fn submit_local(self: &kernel::sync::Arc<Self>, lower: &BlockDev) {
+        // SAFETY: the caller holds a part, so `remaining > 0` and the bio is still in the cell.
+        let upper = unsafe { (*self.upper.get()).as_ref().map(|u| u.ptr.as_ptr()) };
+        let Some(upper) = upper else { return };
+        let ctx = kernel::sync::Arc::into_raw(self.clone());
+        // SAFETY: `upper` is a live bio; the clone comes from a mempool-backed bio_set.
+        unsafe {
+            let clone = ffi::shim_bio_clone(upper, lower.raw());
+            (*clone).bi_private = ctx as *mut core::ffi::c_void;
+            (*clone).bi_end_io = Some(split_endio);
+            bindings::submit_bio_noacct(clone);
+        }
+    }
+
+    /// Sends the upper bio's payload on `sock` (the caller holds a part).
+    pub(crate) fn send_payload(&self, sock: &super::socket::Socket) -> Result {
+        // SAFETY: the caller holds a part, so the bio is still in the cell.
+        let upper = unsafe { (*self.upper.get()).as_ref().map(|u| u.ptr.as_ptr()) };
+        match upper {
+            Some(bio) => sock.send_bio(bio),
+            None => Err(EINVAL),
+        }
+    }
+}
+
+/// Completion of the local part of a split request (any context; never sleeps).
+///
+/// # Safety
+/// Called by the block layer once per clone made by [`SharedCompletion::submit_local`].
+unsafe extern "C" fn split_endio(clone: *mut bindings::bio) {
+    // SAFETY: `bi_private` holds the `Arc` leaked by `submit_local`; we take it back once.
+    unsafe {
+        let ctx = kernel::sync::Arc::from_raw((*clone).bi_private as *const SharedCompletion);
+        let ok = (*clone).bi_status == 0;
+        bindings::bio_put(clone);
+        let device = ctx.device.clone();
+        ctx.part_done(ok);
+        drop(ctx);
         device.lower_done();
     }
 }

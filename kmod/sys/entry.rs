@@ -49,6 +49,7 @@ unsafe extern "C" fn drbd_rs_submit_bio(bio: *mut bindings::bio) {
     unsafe {
         let device = disk::owner::<Device>((*(*bio).bi_bdev).bd_disk);
         if let Some(upper) = UpperBio::from_raw(bio) {
+            let device: kernel::sync::Arc<Device> = device.into();
             device.submit(upper);
         }
     }

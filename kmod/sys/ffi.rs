@@ -75,6 +75,17 @@ extern "C" {
         timeo: core::ffi::c_long,
     );
     pub(crate) fn shim_msecs_to_jiffies(ms: u32) -> core::ffi::c_long;
+    pub(crate) fn shim_sock_send_bio(sock: *mut kernel::bindings::socket, bio: *mut bio) -> i32;
+    pub(crate) fn shim_bio_alloc(
+        bdev: *mut block_device,
+        sector: u64,
+        nr_vecs: u16,
+        opf: u32,
+    ) -> *mut bio;
+    pub(crate) fn shim_memalloc_noio_save() -> u32;
+    pub(crate) fn shim_memalloc_noio_restore(flags: u32);
+    pub(crate) fn shim_bio_sector(bio: *mut bio) -> u64;
+    pub(crate) fn shim_bio_opf(bio: *mut bio) -> u32;
     pub(crate) fn shim_proc_create() -> i32;
     pub(crate) fn shim_proc_remove();
 }

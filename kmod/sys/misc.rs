@@ -46,3 +46,22 @@ pub(crate) fn sleep_ms(ms: u32) {
 pub(crate) fn errno(positive: u32) -> kernel::error::Error {
     kernel::error::Error::from_errno(-(positive as i32))
 }
+
+/// While alive, allocations of this task behave as `GFP_NOIO` (used in the I/O path, where
+/// reclaim must not recurse into block I/O; the 6.12 `kernel` crate has no `GFP_NOIO` flag).
+pub(crate) struct NoIoScope(u32);
+
+impl NoIoScope {
+    /// Enters the scope.
+    pub(crate) fn enter() -> Self {
+        // SAFETY: no preconditions; paired with the restore in `drop`.
+        Self(unsafe { ffi::shim_memalloc_noio_save() })
+    }
+}
+
+impl Drop for NoIoScope {
+    fn drop(&mut self) {
+        // SAFETY: restores the flags saved by `enter` on the same task.
+        unsafe { ffi::shim_memalloc_noio_restore(self.0) }
+    }
+}

@@ -220,6 +220,12 @@ impl Socket {
         Ok(())
     }
 
+    /// Sends the payload of `bio` (the caller keeps the bio alive during the call).
+    pub(super) fn send_bio(&self, bio: *mut bindings::bio) -> Result {
+        // SAFETY: `self.sock` is valid; the caller guarantees `bio` is live.
+        to_result(unsafe { ffi::shim_sock_send_bio(self.sock, bio) })
+    }
+
     /// Shuts both directions down; wakes threads blocked in `recv_exact`/`accept`.
     pub(crate) fn shutdown(&self) {
         // SAFETY: `self.sock` is valid; shutdown is safe concurrently with other socket calls.

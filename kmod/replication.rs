@@ -1,0 +1,863 @@
+//! Replication over an established link: per-volume state exchange (`P_SIZES`, `P_UUIDS110`,
+//! `P_STATE` on the data stream), the sync decision (`proto::uuid`), mirrored application
+//! writes (`P_DATA`, completed per protocol A or C), full resync from the SyncSource
+//! (`P_RS_DATA_REPLY`), and the acknowledgements on the meta stream.
+//!
+//! Threads: the link thread reads the meta stream (acks, pings); a receiver thread reads the
+//! data stream and writes to the local disk synchronously, so writes are applied in the order
+//! the Primary sent them; a resync thread runs on the SyncSource while a sync is in progress.
+//!
+//! Write/resync ordering: the resync thread reads and sends a chunk under `Device::sync_lock`
+//! after draining in-flight local I/O, and the write path submits and sends under the same
+//! lock, so a chunk read can never overtake a newer application write on the wire.
+
+use crate::connection::{Connection, PeerDev};
+use crate::device::Device;
+use crate::proto::wire::{BlockAck, DataHeader, DrbdState, Header, HeaderKind, Uuids110};
+use crate::proto::{state, uuid, wire};
+use crate::resource::{Resource, ResourceState};
+use crate::spec::generated::{ConnState, DiskState, ReplState, Role};
+use crate::sys::bio::{SharedCompletion, UpperBio};
+use crate::sys::socket::Socket;
+use core::sync::atomic::{AtomicU32, Ordering};
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex, SpinLock};
+use kernel::{new_mutex, new_spinlock};
+
+/// Resync chunk size (also the largest application write: DRBD's max-bio-size is 1 MiB).
+const RESYNC_CHUNK: usize = 256 * 1024;
+/// Largest data payload accepted from a peer.
+const MAX_DATA_PAYLOAD: u32 = crate::sys::bdev::MAX_XFER as u32;
+/// Largest state/uuid/size payload accepted.
+const MAX_STATE_PAYLOAD: u32 = 4096;
+
+/// The established streams of a connection and what travels over them.
+///
+/// Lifetime: created by the link thread after the handshake, published in
+/// `ConnectionState::link` while connected, dropped when the link fails or is disconnected
+/// (pending writes are completed by `fail_pending` first).
+#[pin_data]
+pub(crate) struct Link {
+    /// Data stream (writes, resync data, state).
+    pub(crate) data: Arc<Socket>,
+    /// Meta stream (acks, pings).
+    pub(crate) meta: Arc<Socket>,
+    /// Agreed protocol version.
+    pub(crate) version: u32,
+    /// Serialises senders on the data stream (one packet at a time).
+    #[pin]
+    data_tx: Mutex<()>,
+    /// Serialises senders on the meta stream.
+    #[pin]
+    meta_tx: Mutex<()>,
+    /// Writes waiting for the peer's acknowledgement, by slot (`block_id = slot + 1`).
+    #[pin]
+    pending: SpinLock<KVec<Option<Arc<SharedCompletion>>>>,
+    /// Resync chunks sent and not acknowledged yet.
+    rs_in_flight: AtomicU32,
+    /// Sequence numbers of data packets.
+    seq: AtomicU32,
+}
+
+impl Link {
+    /// Wraps two handshaken streams.
+    pub(crate) fn new(data: Arc<Socket>, meta: Arc<Socket>, version: u32) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                data,
+                meta,
+                version,
+                data_tx <- new_mutex!((), "Link::data_tx"),
+                meta_tx <- new_mutex!((), "Link::meta_tx"),
+                pending <- new_spinlock!(KVec::new(), "Link::pending"),
+                rs_in_flight: AtomicU32::new(0),
+                seq: AtomicU32::new(1),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Header kind of the agreed version.
+    pub(crate) fn kind(&self) -> HeaderKind {
+        HeaderKind::for_version(self.version)
+    }
+
+    fn send_data(&self, cmd: u16, volume: u16, parts: &[&[u8]]) -> Result {
+        let _guard = self.data_tx.lock();
+        send_parts(&self.data, self.kind(), cmd, volume, parts)
+    }
+
+    /// Sends a packet on the meta stream.
+    pub(crate) fn send_meta(&self, cmd: u16, volume: u16, payload: &[u8]) -> Result {
+        let _guard = self.meta_tx.lock();
+        send_parts(&self.meta, self.kind(), cmd, volume, &[payload])
+    }
+
+    fn add_pending(&self, req: &Arc<SharedCompletion>) -> Result<u64> {
+        let mut pending = self.pending.lock();
+        if let Some((i, slot)) = pending.iter_mut().enumerate().find(|(_, s)| s.is_none()) {
+            *slot = Some(req.clone());
+            return Ok(i as u64 + 1);
+        }
+        pending.push(Some(req.clone()), GFP_ATOMIC)?;
+        Ok(pending.len() as u64)
+    }
+
+    fn take_pending(&self, id: u64) -> Option<Arc<SharedCompletion>> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.pending.lock().get_mut(index)?.take()
+    }
+
+    /// Completes every write still waiting for the peer (the link is gone; the local write
+    /// decides the result, and the data generation changed, so the peer resyncs later).
+    pub(crate) fn fail_pending(&self) {
+        loop {
+            let next = {
+                let mut pending = self.pending.lock();
+                pending.iter_mut().find_map(|s| s.take())
+            };
+            match next {
+                Some(req) => req.part_done(true),
+                None => break,
+            }
+        }
+    }
+}
+
+fn send_parts(sock: &Socket, kind: HeaderKind, cmd: u16, volume: u16, parts: &[&[u8]]) -> Result {
+    let length: usize = parts.iter().map(|p| p.len()).sum();
+    let header = Header {
+        kind,
+        cmd,
+        length: length as u32,
+        volume,
+    };
+    let mut hb = [0u8; 16];
+    let n = header.encode(&mut hb).map_err(|_| EINVAL)?;
+    let mut all: [&[u8]; 4] = [&hb[..n], &[], &[], &[]];
+    for (slot, part) in all.iter_mut().skip(1).zip(parts.iter()) {
+        *slot = part;
+    }
+    sock.send_all(&all[..1 + parts.len().min(3)])
+}
+
+/// Protocol violation by the peer (drops the connection).
+const EPROTO_COMPAT: Error = EINVAL;
+
+fn recv_header(sock: &Socket, kind: HeaderKind) -> Result<Header> {
+    let mut hb = [0u8; 16];
+    let buf = &mut hb[..kind.size()];
+    sock.recv_exact(buf)?;
+    let h = Header::decode(buf).map_err(|_| EPROTO_COMPAT)?;
+    if h.kind != kind {
+        return Err(EPROTO_COMPAT);
+    }
+    Ok(h)
+}
+
+fn recv_payload(sock: &Socket, len: u32, max: u32) -> Result<KVec<u8>> {
+    if len > max {
+        return Err(EPROTO_COMPAT);
+    }
+    let mut buf = KVec::from_elem(0u8, len as usize, GFP_KERNEL)?;
+    sock.recv_exact(buf.as_mut_slice())?;
+    Ok(buf)
+}
+
+// ---- state exchange ------------------------------------------------------------------------
+
+/// What we tell the peer about one volume.
+struct LocalView {
+    role: Role,
+    disk: DiskState,
+    size: u64,
+    current: u64,
+    history: [u64; 2],
+}
+
+fn local_view(dev: &Device, role: Role) -> LocalView {
+    let st = dev.state.lock();
+    let (size, current, history) = match st.backing.as_ref() {
+        Some(b) => (
+            b.data_sectors(),
+            b.sb.current_uuid,
+            [b.sb.history_uuids[0], b.sb.history_uuids[1]],
+        ),
+        None => (0, 0, [0, 0]),
+    };
+    LocalView {
+        role,
+        disk: st.disk_state,
+        size,
+        current,
+        history,
+    }
+}
+
+/// Sends our state of every volume to the peer of `conn` (after connecting and after every
+/// local change of role, disk state or data generation).
+pub(crate) fn announce(conn: &Connection, link: &Link, repl: Option<(u32, ReplState)>) -> Result {
+    let (role, devices) = {
+        let rs = conn.resource.state.lock();
+        let mut devices = KVec::new();
+        for d in rs.devices() {
+            devices.push(d.clone(), GFP_KERNEL)?;
+        }
+        (rs.role, devices)
+    };
+    announce_with(conn, link, role, &devices, repl)
+}
+
+fn announce_with(
+    conn: &Connection,
+    link: &Link,
+    role: Role,
+    devices: &[Arc<Device>],
+    repl: Option<(u32, ReplState)>,
+) -> Result {
+    for dev in devices.iter() {
+        let v = local_view(dev, role);
+        let volume = dev.volume as u16;
+        let mut sizes = [0u8; 32];
+        let base = wire::SizesBase {
+            d_size: v.size,
+            u_size: 0,
+            c_size: v.size,
+            max_bio_size: 1 << 20,
+            queue_order_type: 0,
+            dds_flags: 0,
+        };
+        base.encode(&mut sizes).map_err(|_| EINVAL)?;
+        link.send_data(wire::P_SIZES, volume, &[&sizes])?;
+
+        let mut uuids = KBox::new(Uuids110::default(), GFP_KERNEL)?;
+        uuids.current_uuid = v.current;
+        uuids.history_uuids[0] = v.history[0];
+        uuids.history_uuids[1] = v.history[1];
+        uuids.history_count = 2;
+        let mut ub = KVec::from_elem(0u8, 1024, GFP_KERNEL)?;
+        let n = uuids.encode(ub.as_mut_slice()).map_err(|_| EINVAL)?;
+        link.send_data(wire::P_UUIDS110, volume, &[&ub[..n]])?;
+
+        let mut s = DrbdState::default();
+        s.set_role(v.role as u32);
+        s.set_disk(v.disk as u32);
+        let my_repl = match repl {
+            Some((vol, r)) if vol == dev.volume => r,
+            _ => conn
+                .peer_dev(dev.volume)
+                .map_or(ReplState::Established, |p| p.repl),
+        };
+        s.set_conn(my_repl as u32);
+        link.send_data(wire::P_STATE, volume, &[&s.0.to_be_bytes()])?;
+    }
+    Ok(())
+}
+
+/// Tells every connected peer about a local change; `rs` is the locked state of the resource
+/// (no device or connection lock may be held).
+pub(crate) fn local_change_locked(rs: &ResourceState) {
+    let mut devices = KVec::new();
+    for d in rs.devices() {
+        if devices.push(d.clone(), GFP_KERNEL).is_err() {
+            return;
+        }
+    }
+    for conn in rs.connections() {
+        if let Some(link) = conn.link() {
+            if announce_with(conn, &link, rs.role, &devices, None).is_err() {
+                link.data.shutdown();
+            }
+        }
+    }
+}
+
+/// Same as [`local_change_locked`], taking the resource lock.
+pub(crate) fn local_change(resource: &Resource) {
+    local_change_locked(&resource.state.lock());
+}
+
+/// Runs the sync decision for one volume after the peer's state arrived; returns the
+/// replication state to enter.
+fn decide(
+    conn: &Connection,
+    dev: &Device,
+    peer: &PeerDev,
+    link: &Link,
+) -> Result<ReplState, &'static str> {
+    let role = conn.resource.state.lock().role;
+    let local = local_view(dev, role);
+    if local.disk == DiskState::Diskless || peer.peer_disk == DiskState::Diskless {
+        return Ok(ReplState::Established);
+    }
+    let generations = |current: u64, history: [u64; 2]| {
+        let mut g = uuid::Generations {
+            current,
+            ..uuid::Generations::default()
+        };
+        g.history[..2].copy_from_slice(&history);
+        g
+    };
+    let mine = generations(local.current, local.history);
+    let theirs = generations(peer.peer_uuid, peer.peer_history);
+    let to_state_role = |r: Role| state::Role::from_u32(r as u32).unwrap_or(state::Role::Unknown);
+    let to_state_disk =
+        |d: DiskState| state::DiskState::from_u32(d as u32).unwrap_or(state::DiskState::DUnknown);
+    let input = uuid::HandshakeInput {
+        local: uuid::NodeView {
+            node_id: conn.resource.node_id as usize,
+            uuids: &mine,
+            flags: 0,
+            role: to_state_role(local.role),
+            disk: to_state_disk(local.disk),
+            dirty_bits: 0,
+            quorum: true,
+        },
+        peer: uuid::NodeView {
+            node_id: conn.peer_node_id as usize,
+            uuids: &theirs,
+            flags: 0,
+            role: to_state_role(peer.peer_role),
+            disk: to_state_disk(peer.peer_disk),
+            dirty_bits: 0,
+            quorum: true,
+        },
+        resolve_conflicts: conn.resource.node_id < conn.peer_node_id,
+        settings: uuid::Settings {
+            agreed_version: link.version,
+            ..uuid::Settings::default()
+        },
+        changed_since_sent: false,
+        connecting: false,
+        source_missed_end: false,
+        peer_missed_end: false,
+    };
+    match uuid::sync_handshake(&input).outcome() {
+        uuid::Outcome::NoSync => Ok(ReplState::Established),
+        uuid::Outcome::Source { .. } => Ok(ReplState::SyncSource),
+        uuid::Outcome::Target { .. } => Ok(ReplState::SyncTarget),
+        uuid::Outcome::SplitBrain { .. } => Err("Split-Brain detected, dropping connection!"),
+        uuid::Outcome::UnrelatedData => Err("Unrelated data, aborting!"),
+        uuid::Outcome::Retry | uuid::Outcome::Disconnect => Err("sync handshake failed"),
+    }
+}
+
+// ---- data stream receiver ------------------------------------------------------------------
+
+/// Why the receiver stopped.
+pub(crate) enum Stop {
+    /// The link broke or was shut down.
+    Broken,
+    /// The peer violated the protocol.
+    Protocol,
+    /// The data diverged (split brain, unrelated data): go StandAlone.
+    Diverged(&'static str),
+}
+
+/// Reads the data stream until it fails. Runs in its own thread.
+pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
+    let kind = link.kind();
+    link.data.set_recv_timeout(0);
+    loop {
+        let h = match recv_header(&link.data, kind) {
+            Ok(h) => h,
+            Err(e) if e == EINVAL => return Stop::Protocol,
+            Err(_) => return Stop::Broken,
+        };
+        let max = if matches!(h.cmd, wire::P_DATA | wire::P_RS_DATA_REPLY) {
+            MAX_DATA_PAYLOAD + DataHeader::SIZE as u32
+        } else {
+            MAX_STATE_PAYLOAD
+        };
+        let payload = match recv_payload(&link.data, h.length, max) {
+            Ok(p) => p,
+            Err(e) if e == EINVAL => return Stop::Protocol,
+            Err(_) => return Stop::Broken,
+        };
+        let volume = u32::from(h.volume);
+        let result = match h.cmd {
+            wire::P_SIZES => on_sizes(conn, volume, &payload),
+            wire::P_UUIDS110 => on_uuids(conn, volume, &payload),
+            wire::P_STATE => on_state(conn, link, volume, &payload),
+            wire::P_DATA | wire::P_RS_DATA_REPLY => on_data(conn, link, volume, h.cmd, &payload),
+            _ => Err(Stop::Protocol),
+        };
+        if let Err(stop) = result {
+            return stop;
+        }
+    }
+}
+
+fn on_sizes(conn: &Connection, volume: u32, payload: &[u8]) -> Result<(), Stop> {
+    let base = wire::SizesBase::decode(payload).map_err(|_| Stop::Protocol)?;
+    conn.update_peer(volume, |p| p.peer_size = base.c_size);
+    Ok(())
+}
+
+fn on_uuids(conn: &Connection, volume: u32, payload: &[u8]) -> Result<(), Stop> {
+    let u = Uuids110::decode(payload).map_err(|_| Stop::Protocol)?;
+    conn.update_peer(volume, |p| {
+        p.peer_uuid = u.current_uuid;
+        p.peer_history = [u.history_uuids[0], u.history_uuids[1]];
+    });
+    Ok(())
+}
+
+fn device_of(conn: &Connection, volume: u32) -> Option<Arc<Device>> {
+    conn.resource.state.lock().device_by_volume(volume).cloned()
+}
+
+fn on_state(
+    conn: &Arc<Connection>,
+    link: &Arc<Link>,
+    volume: u32,
+    payload: &[u8],
+) -> Result<(), Stop> {
+    let raw: [u8; 4] = payload
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(Stop::Protocol)?;
+    let s = DrbdState(u32::from_be_bytes(raw));
+    let peer_role = Role::from_u32(s.role()).unwrap_or(Role::Unknown);
+    let peer_disk = DiskState::from_u32(s.disk()).ok_or(Stop::Protocol)?;
+    let peer_repl = ReplState::from_u32(s.conn()).unwrap_or(ReplState::Established);
+    conn.set_peer_role(peer_role);
+    let Some(dev) = device_of(conn, volume) else {
+        conn.update_peer(volume, |p| {
+            p.peer_disk = peer_disk;
+            p.peer_role = peer_role;
+        });
+        return Ok(());
+    };
+    let before = conn.peer_dev(volume);
+    conn.update_peer(volume, |p| {
+        p.peer_disk = peer_disk;
+        p.peer_role = peer_role;
+    });
+    let Some(peer) = conn.peer_dev(volume) else {
+        return Ok(());
+    };
+    let my_repl = before.map_or(ReplState::Off, |b| b.repl);
+    match (my_repl, peer_repl) {
+        // The source finished: take over its data generation.
+        (ReplState::SyncTarget, ReplState::Established) => {
+            finish_sync_target(conn, &dev, &peer);
+            return announce(conn, link, None).map_err(|_| Stop::Broken);
+        }
+        // A sync in progress: keep going.
+        (ReplState::SyncTarget, ReplState::SyncSource)
+        | (ReplState::SyncSource, ReplState::SyncTarget) => {
+            return Ok(());
+        }
+        (ReplState::SyncSource, _) => return Ok(()),
+        _ => {}
+    }
+    match decide(conn, &dev, &peer, link) {
+        Ok(ReplState::SyncSource) => start_sync_source(conn, link, &dev),
+        Ok(ReplState::SyncTarget) => {
+            start_sync_target(conn, &dev);
+            // Tell the source, which decides on its side when it sees our state.
+            announce(conn, link, Some((dev.volume, ReplState::SyncTarget)))
+                .map_err(|_| Stop::Broken)
+        }
+        Ok(r) => {
+            conn.set_repl(volume, r);
+            Ok(())
+        }
+        Err(why) => Err(Stop::Diverged(why)),
+    }
+}
+
+fn on_data(
+    conn: &Connection,
+    link: &Link,
+    volume: u32,
+    cmd: u16,
+    payload: &[u8],
+) -> Result<(), Stop> {
+    let dh = DataHeader::decode(payload).map_err(|_| Stop::Protocol)?;
+    let data = payload.get(DataHeader::SIZE..).ok_or(Stop::Protocol)?;
+    if data.is_empty() || data.len() % 512 != 0 {
+        return Err(Stop::Protocol);
+    }
+    let dev = device_of(conn, volume).ok_or(Stop::Protocol)?;
+    let lower = dev.io.lock().lower.clone();
+    let Some(lower) = lower else {
+        return Err(Stop::Protocol);
+    };
+    let end = dh
+        .sector
+        .checked_add((data.len() / 512) as u64)
+        .ok_or(Stop::Protocol)?;
+    if end > lower.sectors() {
+        return Err(Stop::Protocol);
+    }
+    if cmd == wire::P_DATA && dh.dp_flags & wire::DP_SEND_RECEIVE_ACK != 0 {
+        send_ack(link, wire::P_RECV_ACK, volume, &dh, data.len()).map_err(|_| Stop::Broken)?;
+    }
+    let fua = dh.dp_flags & wire::DP_FUA != 0;
+    let ok = lower.write_from(dh.sector, data, fua).is_ok();
+    if !ok {
+        pr_err!(
+            "{}/{} drbd{}: local write failed at sector {}\n",
+            conn.resource.name,
+            volume,
+            dev.minor,
+            dh.sector
+        );
+    }
+    let ack = match (cmd, ok) {
+        (wire::P_RS_DATA_REPLY, true) => Some(wire::P_RS_WRITE_ACK),
+        (wire::P_RS_DATA_REPLY, false) => Some(wire::P_NEG_ACK),
+        (_, true) if dh.dp_flags & wire::DP_SEND_WRITE_ACK != 0 => Some(wire::P_WRITE_ACK),
+        (_, false) if dh.dp_flags & wire::DP_SEND_WRITE_ACK != 0 => Some(wire::P_NEG_ACK),
+        _ => None,
+    };
+    if let Some(ack) = ack {
+        send_ack(link, ack, volume, &dh, data.len()).map_err(|_| Stop::Broken)?;
+    }
+    if cmd == wire::P_RS_DATA_REPLY {
+        conn.update_peer(volume, |p| {
+            p.synced = p.synced.saturating_add((data.len() / 512) as u64)
+        });
+    }
+    Ok(())
+}
+
+fn send_ack(link: &Link, cmd: u16, volume: u32, dh: &DataHeader, len: usize) -> Result {
+    let ack = BlockAck {
+        sector: dh.sector,
+        block_id: dh.block_id,
+        blksize: len as u32,
+        seq_num: dh.seq_num,
+    };
+    let mut b = [0u8; BlockAck::SIZE];
+    ack.encode(&mut b).map_err(|_| EINVAL)?;
+    link.send_meta(cmd, volume as u16, &b)
+}
+
+/// Handles an acknowledgement on the meta stream; `false` = protocol violation.
+pub(crate) fn on_ack(
+    conn: &Connection,
+    link: &Link,
+    cmd: u16,
+    volume: u16,
+    payload: &[u8],
+) -> bool {
+    let Ok(ack) = BlockAck::decode(payload) else {
+        return false;
+    };
+    match cmd {
+        wire::P_WRITE_ACK | wire::P_RECV_ACK | wire::P_NEG_ACK if ack.block_id != 0 => {
+            if let Some(req) = link.take_pending(ack.block_id) {
+                // A failed remote write leaves the peer out of date but the local write decides.
+                req.part_done(true);
+            }
+            if cmd == wire::P_NEG_ACK {
+                pr_warn!(
+                    "{}: peer failed to write sector {}\n",
+                    conn.resource.name,
+                    ack.sector
+                );
+            }
+            true
+        }
+        wire::P_RS_WRITE_ACK | wire::P_NEG_ACK => {
+            link.rs_in_flight.fetch_sub(1, Ordering::AcqRel);
+            conn.update_peer(u32::from(volume), |p| {
+                p.synced = p.synced.saturating_add(u64::from(ack.blksize / 512));
+            });
+            true
+        }
+        _ => false,
+    }
+}
+
+// ---- resync --------------------------------------------------------------------------------
+
+fn start_sync_target(conn: &Connection, dev: &Device) {
+    let total = dev
+        .state
+        .lock()
+        .backing
+        .as_ref()
+        .map_or(0, |b| b.data_sectors());
+    {
+        let mut st = dev.state.lock();
+        if let Some(b) = st.backing.as_mut() {
+            b.sb.flags &=
+                !(crate::proto::meta::MDF_CONSISTENT | crate::proto::meta::MDF_WAS_UP_TO_DATE);
+            let _ = b.write_superblock();
+        }
+        st.disk_state = DiskState::Inconsistent;
+        crate::events::device(dev, &st, crate::events::Kind::Change);
+    }
+    conn.update_peer(dev.volume, |p| {
+        p.sync_total = total;
+        p.synced = 0;
+    });
+    conn.set_repl(dev.volume, ReplState::SyncTarget);
+    pr_info!(
+        "{}/{} drbd{}: full sync started as SyncTarget ({} KiB)\n",
+        conn.resource.name,
+        dev.volume,
+        dev.minor,
+        total / 2
+    );
+}
+
+fn finish_sync_target(conn: &Connection, dev: &Device, peer: &PeerDev) {
+    {
+        let mut st = dev.state.lock();
+        if let Some(b) = st.backing.as_mut() {
+            if b.sb.current_uuid & !1 != peer.peer_uuid & !1 && b.sb.current_uuid != 0 {
+                let n = b.sb.history_uuids.len();
+                b.sb.history_uuids.copy_within(0..n - 1, 1);
+                b.sb.history_uuids[0] = b.sb.current_uuid & !1;
+            }
+            b.sb.current_uuid = peer.peer_uuid & !1;
+            b.sb.flags |=
+                crate::proto::meta::MDF_CONSISTENT | crate::proto::meta::MDF_WAS_UP_TO_DATE;
+            let _ = b.write_superblock();
+        }
+        st.disk_state = DiskState::UpToDate;
+        crate::events::device(dev, &st, crate::events::Kind::Change);
+    }
+    conn.set_repl(dev.volume, ReplState::Established);
+    pr_info!(
+        "{}/{} drbd{}: resync done, UpToDate\n",
+        conn.resource.name,
+        dev.volume,
+        dev.minor
+    );
+}
+
+fn start_sync_source(
+    conn: &Arc<Connection>,
+    link: &Arc<Link>,
+    dev: &Arc<Device>,
+) -> Result<(), Stop> {
+    let total = dev
+        .state
+        .lock()
+        .backing
+        .as_ref()
+        .map_or(0, |b| b.data_sectors());
+    conn.update_peer(dev.volume, |p| {
+        p.sync_total = total;
+        p.synced = 0;
+    });
+    conn.set_repl(dev.volume, ReplState::SyncSource);
+    if announce(conn, link, Some((dev.volume, ReplState::SyncSource))).is_err() {
+        return Err(Stop::Broken);
+    }
+    pr_info!(
+        "{}/{} drbd{}: full sync started as SyncSource ({} KiB)\n",
+        conn.resource.name,
+        dev.volume,
+        dev.minor,
+        total / 2
+    );
+    let (c, l, d) = (conn.clone(), link.clone(), dev.clone());
+    let name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_s_{}", conn.resource.name))
+        .map_err(|_| Stop::Broken)?;
+    let thread = crate::sys::thread::KThread::spawn(&name, move || run_resync(c, l, d))
+        .map_err(|_| Stop::Broken)?;
+    conn.set_resync_thread(thread);
+    Ok(())
+}
+
+/// Sends every block of `dev` to the peer, then reports Established.
+fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
+    let Ok(mut buf) = KVec::from_elem(0u8, RESYNC_CHUNK, GFP_KERNEL) else {
+        return;
+    };
+    let total = dev
+        .state
+        .lock()
+        .backing
+        .as_ref()
+        .map_or(0, |b| b.data_sectors());
+    let mut sector = 0u64;
+    while sector < total {
+        if conn.is_stopping() || !conn.is_link(&link) {
+            return;
+        }
+        // Keep a bounded window in flight.
+        while link.rs_in_flight.load(Ordering::Acquire) >= 8 {
+            if conn.is_stopping() || !conn.is_link(&link) {
+                return;
+            }
+            crate::sys::misc::sleep_ms(1);
+        }
+        let len = ((total - sector) as usize * 512).min(RESYNC_CHUNK);
+        let chunk = &mut buf.as_mut_slice()[..len];
+        {
+            let _order = dev.sync_lock.lock();
+            dev.drain();
+            let lower = dev.io.lock().lower.clone();
+            let Some(lower) = lower else { return };
+            if lower.read_into(sector, chunk).is_err() {
+                pr_err!(
+                    "drbd{}: resync read failed at sector {}\n",
+                    dev.minor,
+                    sector
+                );
+                link.data.shutdown();
+                return;
+            }
+            let dh = DataHeader {
+                sector,
+                block_id: 0,
+                seq_num: 0,
+                dp_flags: 0,
+            };
+            let mut hb = [0u8; DataHeader::SIZE];
+            if dh.encode(&mut hb).is_err() {
+                return;
+            }
+            link.rs_in_flight.fetch_add(1, Ordering::AcqRel);
+            if link
+                .send_data(wire::P_RS_DATA_REPLY, dev.volume as u16, &[&hb, chunk])
+                .is_err()
+            {
+                return;
+            }
+        }
+        sector += (len / 512) as u64;
+    }
+    while link.rs_in_flight.load(Ordering::Acquire) > 0 {
+        if conn.is_stopping() || !conn.is_link(&link) {
+            return;
+        }
+        crate::sys::misc::sleep_ms(5);
+    }
+    conn.set_repl(dev.volume, ReplState::Established);
+    pr_info!(
+        "{}/{} drbd{}: resync done\n",
+        conn.resource.name,
+        dev.volume,
+        dev.minor
+    );
+    if announce(&conn, &link, Some((dev.volume, ReplState::Established))).is_err() {
+        link.data.shutdown();
+    }
+}
+
+// ---- write path ----------------------------------------------------------------------------
+
+/// Where a Primary's write to `dev` must also go: a connected peer that replicates the volume.
+pub(crate) fn write_target(dev: &Device) -> Option<(Arc<Connection>, Arc<Link>, u32)> {
+    let rs = dev.resource.state.lock();
+    for conn in rs.connections() {
+        let cs = conn.state.lock();
+        let Some(link) = cs.link.clone() else {
+            continue;
+        };
+        let replicating = cs.peers.iter().any(|p| {
+            p.volume == dev.volume
+                && matches!(
+                    p.repl,
+                    ReplState::Established | ReplState::SyncSource | ReplState::SyncTarget
+                )
+                && p.peer_disk >= DiskState::Inconsistent
+        });
+        if replicating && cs.cstate == ConnState::Connected {
+            return Some((conn.clone(), link, cs.net.protocol));
+        }
+    }
+    None
+}
+
+/// Mirrors a write: local submission and `P_DATA` to the peer (the caller holds the device's
+/// ordering lock and counted the local request in flight); completion per the protocol
+/// (A: when sent, C: when the peer acknowledged the write).
+pub(crate) fn mirror_write(
+    dev: &Arc<Device>,
+    bio: UpperBio,
+    lower: &crate::sys::bdev::BlockDev,
+    conn: &Connection,
+    link: &Link,
+    protocol: u32,
+) {
+    let sector = bio.sector();
+    let len = bio.size();
+    let mut dp_flags = 0;
+    if bio.is_fua() {
+        dp_flags |= wire::DP_FUA;
+    }
+    if bio.is_preflush() {
+        dp_flags |= wire::DP_FLUSH;
+    }
+    let wait_for_peer = protocol != 1;
+    if wait_for_peer {
+        dp_flags |= if protocol == 2 {
+            wire::DP_SEND_RECEIVE_ACK
+        } else {
+            wire::DP_SEND_WRITE_ACK
+        };
+    }
+    // Parts: the local write, the peer (protocol B/C), and this submitter.
+    let parts = 2 + u32::from(wait_for_peer);
+    let req = {
+        let _noio = crate::sys::misc::NoIoScope::enter();
+        match SharedCompletion::new(bio, parts, dev.clone()) {
+            Ok(r) => r,
+            Err(bio) => {
+                dev.lower_done();
+                bio.end(crate::sys::bio::STATUS_IOERR);
+                return;
+            }
+        }
+    };
+    let block_id = if wait_for_peer {
+        let _noio = crate::sys::misc::NoIoScope::enter();
+        match link.add_pending(&req) {
+            Ok(id) => id,
+            Err(_) => {
+                req.part_done(true);
+                0
+            }
+        }
+    } else {
+        0
+    };
+    req.submit_local(lower);
+    let dh = DataHeader {
+        sector,
+        block_id,
+        seq_num: link.seq.fetch_add(1, Ordering::Relaxed),
+        dp_flags,
+    };
+    let mut hb = [0u8; DataHeader::SIZE];
+    let sent = dh.encode(&mut hb).is_ok() && {
+        let _guard = link.data_tx.lock();
+        let header = Header {
+            kind: link.kind(),
+            cmd: wire::P_DATA,
+            length: DataHeader::SIZE as u32 + len,
+            volume: dev.volume as u16,
+        };
+        let mut h = [0u8; 16];
+        match header.encode(&mut h) {
+            Ok(n) => {
+                link.data.send_all(&[&h[..n], &hb]).is_ok() && req.send_payload(&link.data).is_ok()
+            }
+            Err(_) => false,
+        }
+    };
+    if !sent {
+        // The link broke: the peer will resync; the local write decides the result.
+        if block_id != 0 {
+            if let Some(r) = link.take_pending(block_id) {
+                r.part_done(true);
+            }
+        }
+        link.data.shutdown();
+        pr_warn!(
+            "{}: sending a write failed, connection lost\n",
+            conn.resource.name
+        );
+    }
+    req.part_done(true);
+}
