@@ -208,7 +208,7 @@ impl Cluster {
         let _ = fs::remove_dir_all(&sock_dir);
         fs::create_dir_all(&sock_dir).expect("create socket dir");
 
-        let initrd = initramfs::build_cached();
+        let root = initramfs::build_cached();
         let kernel = artifacts::bzimage();
         let kvm = std::env::var("DRBD_RS_KVM").is_ok_and(|v| v == "1");
         let n = spec.nodes;
@@ -237,6 +237,14 @@ impl Cluster {
                     readonly: false,
                 });
             }
+            // Last, so the test disks keep their names.
+            if let Some(h) = &root.hostfs {
+                disks.push(Disk {
+                    path: h.clone(),
+                    serial: initramfs::HOSTFS_SERIAL.into(),
+                    readonly: true,
+                });
+            }
             let mut nics = vec![];
             let mut net_args = String::new();
             let mut peers = vec![];
@@ -261,7 +269,7 @@ impl Cluster {
             let cfg = QemuConfig {
                 name: hostname.clone(),
                 kernel: kernel.clone(),
-                initrd: initrd.clone(),
+                initrd: root.initramfs.clone(),
                 append,
                 mem_mb: spec.mem_mb,
                 cpus: spec.cpus,
@@ -392,7 +400,7 @@ impl Drop for Cluster {
         let failing = std::thread::panicking() || !reports.is_empty();
         if !failing && std::env::var_os("DRBD_RS_KEEP").is_none() {
             for n in &self.nodes {
-                for d in &n.cfg.disks {
+                for d in n.cfg.disks.iter().filter(|d| !d.readonly) {
                     let _ = fs::remove_file(&d.path);
                 }
             }

@@ -1,8 +1,10 @@
-//! The guest root: an uncompressed initramfs (newc cpio) generated here, without root rights.
+//! The guest root: an uncompressed initramfs (newc cpio) generated here, without root rights,
+//! plus a read-only ext4 disk with the host programs.
 //!
 //! Contents: busybox with its applet links, `/init`, the agent, our static tools (`drbdsetup`,
 //! `drbdmeta`, `drbd-nlraw`, whichever exist), host programs with the libraries `ldd` lists (fio,
-//! e2fsprogs, dmsetup, blkid, Debian's drbd-utils), our `drbd.ko` as
+//! e2fsprogs, dmsetup, blkid, tc, Debian's drbd-utils; on the host disk, mounted on `/host`, with
+//! symlinks at their usual paths), our `drbd.ko` as
 //! `/lib/modules/<release>/extra/drbd.ko` with `depmod` data (so `modprobe drbd` loads ours), and
 //! the in-tree C DRBD 8.4 module under `/lib/modules/drbd84/` for `insmod` by benchmarks.
 //!
@@ -68,6 +70,11 @@ impl Listing {
 
     pub fn get(&self, path: &str) -> Option<&Entry> {
         self.entries.get(&norm(path))
+    }
+
+    /// Entries in archive order.
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.entries.iter()
     }
 
     /// Paths in archive order (parents before children).
@@ -218,7 +225,7 @@ impl Listing {
 }
 
 /// Bump to force a rebuild when the generator itself changes.
-const FORMAT_VERSION: u32 = 4;
+const FORMAT_VERSION: u32 = 5;
 
 fn pad4(w: &mut impl Write, len: usize) -> io::Result<()> {
     w.write_all(&[0u8; 3][..(4 - len % 4) % 4])
@@ -301,6 +308,11 @@ mount -t tmpfs -o mode=755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mkdir -p /run/lock /var/lib/drbd /var/run
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+# Host programs (fio, e2fsprogs, ...) on a read-only disk; the root has symlinks into /host.
+mkdir -p /host
+for b in /sys/block/vd*; do
+  [ "$(cat $b/serial 2>/dev/null)" = drbdrs-hostfs ] && mount -t ext4 -o ro /dev/${b##*/} /host
+done
 # Debug kernels: forget boot-time kmemleak suspects, the harness scans at the end of a test.
 [ -w /sys/kernel/debug/kmemleak ] && echo clear > /sys/kernel/debug/kmemleak
 ip link set lo up
@@ -365,8 +377,29 @@ const HOST_PROGRAMS: &[(&str, &str, &[&str])] = &[
 /// Our static tools, taken from the tools dir when present.
 pub const OUR_TOOLS: &[&str] = &["drbdsetup", "drbdmeta", "drbd-nlraw", "drbdadm"];
 
-/// The standard guest listing.
-pub fn guest_listing() -> Listing {
+/// Mount point of the read-only host-programs disk in the guest.
+pub const HOSTFS_MOUNT: &str = "/host";
+/// Its virtio serial, how `/init` finds it.
+pub const HOSTFS_SERIAL: &str = "drbdrs-hostfs";
+
+/// Host programs and the libraries they need, at their host paths.
+pub fn host_listing() -> Listing {
+    let mut l = Listing::new();
+    for (dst, src, links) in HOST_PROGRAMS {
+        let src = Path::new(src);
+        if src.exists() {
+            l.host_program(dst, src);
+            for link in *links {
+                l.symlink(link, Path::new(dst).file_name().unwrap().to_str().unwrap());
+            }
+        }
+    }
+    l
+}
+
+/// The standard guest listing. With `hostfs`, the files of `host` live on the read-only host disk
+/// and the root only has symlinks to them under [`HOSTFS_MOUNT`]; without, they are copied in.
+pub fn guest_listing(host: &Listing, hostfs: bool) -> Listing {
     let mut l = Listing::new();
     l.bytes("/init", 0o755, INIT);
     l.char_dev("/dev/console", 0o600, 5, 1);
@@ -389,15 +422,7 @@ pub fn guest_listing() -> Listing {
             l.host_file(&format!("/usr/sbin/{t}"), &p);
         }
     }
-    for (dst, src, links) in HOST_PROGRAMS {
-        let src = Path::new(src);
-        if src.exists() {
-            l.host_program(dst, src);
-            for link in *links {
-                l.symlink(link, Path::new(dst).file_name().unwrap().to_str().unwrap());
-            }
-        }
-    }
+    add_host(&mut l, host, hostfs);
     add_modules(&mut l);
 
     // Busybox last: an applet never shadows a real program with the same name anywhere on PATH.
@@ -420,6 +445,19 @@ pub fn guest_listing() -> Listing {
         }
     }
     l
+}
+
+/// The host programs into the root: copied, or (`hostfs`) as symlinks to the host disk.
+pub fn add_host(l: &mut Listing, host: &Listing, hostfs: bool) {
+    for (p, e) in host.entries() {
+        match (&e.kind, hostfs) {
+            (Kind::Dir, _) => {}
+            (Kind::File(_), true) => {
+                l.symlink(p, &format!("{HOSTFS_MOUNT}/{p}"));
+            }
+            _ => l.insert(p, e.clone()),
+        }
+    }
 }
 
 /// Our module under `extra/` plus depmod's files, and the C 8.4 module(s) under `drbd84/`.
@@ -495,29 +533,28 @@ fn add_modules(l: &mut Listing) {
     let _ = fs::remove_dir_all(&stage);
 }
 
-/// Builds (or reuses) the standard guest initramfs; returns its path.
-pub fn build_cached() -> PathBuf {
-    let listing = guest_listing();
+/// What guests boot from.
+#[derive(Clone, Debug)]
+pub struct GuestRoot {
+    pub initramfs: PathBuf,
+    /// Read-only ext4 image with the host programs, attached as the last virtio disk (serial
+    /// [`HOSTFS_SERIAL`]) and mounted on [`HOSTFS_MOUNT`]; `None` if it could not be built (then
+    /// the programs are in the initramfs).
+    pub hostfs: Option<PathBuf>,
+}
+
+fn cache_dir() -> PathBuf {
     let dir = artifacts::output_root().join(".cache");
-    fs::create_dir_all(&dir).expect("create initramfs cache dir");
-    let path = dir.join(format!("initramfs-{}.cpio", listing.key()));
-    if path.exists() {
-        return path;
-    }
-    crate::log(format!("building guest initramfs {}", path.display()));
-    let tmp = dir.join(format!(".initramfs-{}.tmp", std::process::id()));
-    {
-        let f = fs::File::create(&tmp).expect("create initramfs");
-        let mut w = io::BufWriter::new(f);
-        listing.write_cpio(&mut w).expect("write initramfs");
-        w.flush().expect("write initramfs");
-    }
-    fs::rename(&tmp, &path).expect("rename initramfs");
-    // Old archives are garbage now; keep the cache small (ignore races with other processes).
-    if let Ok(rd) = fs::read_dir(&dir) {
+    fs::create_dir_all(&dir).expect("create guest root cache dir");
+    dir
+}
+
+/// Removes cache files with `prefix` other than `keep` that are older than an hour.
+fn prune(dir: &Path, prefix: &str, keep: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().to_string();
-            if n.starts_with("initramfs-") && e.path() != path {
+            if n.starts_with(prefix) && e.path() != keep {
                 let old = e
                     .metadata()
                     .and_then(|m| m.modified())
@@ -529,7 +566,143 @@ pub fn build_cached() -> PathBuf {
             }
         }
     }
-    path
+}
+
+/// The host programs as an ext4 image (built with `mke2fs -d`), cached by the listing's key.
+/// Keeping ~90 MiB of fio and its libraries out of the initramfs saves seconds of unpacking per
+/// boot (much more on a lockdep kernel) and that much guest memory.
+pub fn build_hostfs_cached(host: &Listing) -> Result<PathBuf, String> {
+    let dir = cache_dir();
+    let img = dir.join(format!("hostfs-{}.img", host.key()));
+    if img.exists() {
+        return Ok(img);
+    }
+    crate::log(format!("building host programs disk {}", img.display()));
+    let stage = dir.join(format!(".hostfs-stage-{}", std::process::id()));
+    let tmp = dir.join(format!(".hostfs-{}.tmp", std::process::id()));
+    let _ = fs::remove_dir_all(&stage);
+    let _ = fs::remove_file(&tmp);
+    let result = (|| -> Result<(), String> {
+        let mut bytes = 0u64;
+        for (p, e) in host.entries() {
+            let dst = stage.join(p);
+            match &e.kind {
+                Kind::Dir => fs::create_dir_all(&dst).map_err(|e| e.to_string())?,
+                Kind::File(src) => {
+                    fs::create_dir_all(dst.parent().unwrap()).map_err(|e| e.to_string())?;
+                    match src {
+                        Source::Host(h) => fs::copy(h, &dst).map(|_| ()),
+                        Source::Bytes(b) => fs::write(&dst, b),
+                    }
+                    .map_err(|e| format!("{}: {e}", dst.display()))?;
+                    fs::set_permissions(&dst, fs::Permissions::from_mode(e.mode))
+                        .map_err(|e| e.to_string())?;
+                    bytes += fs::metadata(&dst).map(|m| m.len()).unwrap_or(0);
+                }
+                Kind::Symlink(t) => {
+                    fs::create_dir_all(dst.parent().unwrap()).map_err(|e| e.to_string())?;
+                    std::os::unix::fs::symlink(t, &dst).map_err(|e| e.to_string())?;
+                }
+                Kind::CharDev(..) => {
+                    return Err("device nodes are not supported on the host disk".into())
+                }
+            }
+        }
+        let kib = bytes / 1024 * 5 / 4 + 16 * 1024;
+        let mke2fs = ["/usr/sbin/mke2fs", "/sbin/mke2fs"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .ok_or("mke2fs not found")?;
+        let out = Command::new(mke2fs)
+            .args([
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-O",
+                "^has_journal",
+                "-L",
+                "drbdrs-host",
+                "-E",
+                "root_owner=0:0",
+                "-d",
+            ])
+            .arg(&stage)
+            .arg(&tmp)
+            .arg(format!("{kib}k"))
+            .output()
+            .map_err(|e| format!("run mke2fs: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mke2fs failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        fs::rename(&tmp, &img).map_err(|e| e.to_string())
+    })();
+    let _ = fs::remove_dir_all(&stage);
+    let _ = fs::remove_file(&tmp);
+    result?;
+    prune(&dir, "hostfs-", &img);
+    Ok(img)
+}
+
+/// Builds (or reuses) the guest initramfs and the host programs disk.
+pub fn build_cached() -> GuestRoot {
+    let host = host_listing();
+    let hostfs = match std::env::var("DRBD_RS_HOSTFS").as_deref() {
+        Ok("0") => Err("DRBD_RS_HOSTFS=0".to_string()),
+        _ => build_hostfs_cached(&host),
+    };
+    let hostfs = match hostfs {
+        Ok(p) => Some(p),
+        Err(e) => {
+            crate::log(format!(
+                "no host programs disk ({e}); putting them into the initramfs"
+            ));
+            None
+        }
+    };
+    let listing = guest_listing(&host, hostfs.is_some());
+    let dir = cache_dir();
+    let path = dir.join(format!("initramfs-{}.cpio", listing.key()));
+    if !path.exists() {
+        let missing: Vec<&str> = OUR_TOOLS
+            .iter()
+            .filter(|t| **t != "drbdadm" && !listing.contains(&format!("/usr/sbin/{t}")))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            crate::log(format!(
+                "warning: {} not found in {} (run ci/build-tools.sh)",
+                missing.join(", "),
+                artifacts::tools_dir().display()
+            ));
+        }
+        if !listing.contains(&format!(
+            "/lib/modules/{}/extra/drbd.ko",
+            artifacts::kernel_release()
+        )) {
+            crate::log(format!(
+                "warning: {} not found (run ci/build-module.sh); modprobe drbd will fail",
+                artifacts::our_module().display()
+            ));
+        }
+        crate::log(format!("building guest initramfs {}", path.display()));
+        let tmp = dir.join(format!(".initramfs-{}.tmp", std::process::id()));
+        {
+            let f = fs::File::create(&tmp).expect("create initramfs");
+            let mut w = io::BufWriter::new(f);
+            listing.write_cpio(&mut w).expect("write initramfs");
+            w.flush().expect("write initramfs");
+        }
+        fs::rename(&tmp, &path).expect("rename initramfs");
+        prune(&dir, "initramfs-", &path);
+    }
+    GuestRoot {
+        initramfs: path,
+        hostfs,
+    }
 }
 
 #[cfg(test)]
@@ -547,6 +720,31 @@ mod tests {
             l.get("/usr/sbin/drbdsetup").unwrap().kind,
             Kind::File(Source::Bytes(b"ours".to_vec()))
         );
+    }
+
+    #[test]
+    fn host_programs_link_into_the_host_disk() {
+        let mut host = Listing::new();
+        host.bytes("/usr/sbin/mke2fs", 0o755, "elf");
+        host.symlink("/usr/sbin/mkfs.ext4", "mke2fs");
+        host.bytes("/lib/x86_64-linux-gnu/libc.so.6", 0o755, "lib");
+        let mut linked = Listing::new();
+        add_host(&mut linked, &host, true);
+        assert_eq!(
+            linked.get("/usr/sbin/mke2fs").unwrap().kind,
+            Kind::Symlink("/host/usr/sbin/mke2fs".into())
+        );
+        assert_eq!(
+            linked.get("/usr/sbin/mkfs.ext4").unwrap().kind,
+            Kind::Symlink("mke2fs".into())
+        );
+        assert_eq!(
+            linked.get("/lib/x86_64-linux-gnu/libc.so.6").unwrap().kind,
+            Kind::Symlink("/host/lib/x86_64-linux-gnu/libc.so.6".into())
+        );
+        let mut copied = Listing::new();
+        add_host(&mut copied, &host, false);
+        assert_eq!(copied.get("/usr/sbin/mke2fs"), host.get("/usr/sbin/mke2fs"));
     }
 
     #[test]
