@@ -116,7 +116,10 @@ impl Device {
     pub(crate) fn submit(self: &Arc<Self>, bio: UpperBio) {
         let op = bio.op();
         let changes_data = matches!(op, BioOp::Write | BioOp::Discard);
-        if changes_data && self.io.lock().writable {
+        // An empty write is a pure cache flush: it only concerns the local disk (the peer
+        // applies each mirrored write before acknowledging it).
+        let carries_data = bio.size() > 0;
+        if changes_data && carries_data && self.io.lock().writable {
             if let Some((conn, link, protocol)) = crate::replication::write_target(self) {
                 if op == BioOp::Discard {
                     // Discards are not mirrored yet; refusing keeps the replicas identical.

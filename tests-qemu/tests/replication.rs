@@ -10,7 +10,7 @@ use common::*;
 use std::time::Duration;
 use tests_qemu::{Cluster, ClusterSpec, Node};
 
-const DISK_MIB: u64 = 64;
+const DISK_MIB: u64 = 32;
 
 fn configure(n: &Node, me: u32, peer: u32, my_ip: &str, peer_ip: &str) {
     create_md_ok(n, 1, "/dev/vdb", 1);
@@ -43,7 +43,10 @@ fn data_hash(n: &Node) -> String {
     let out = n.run_ok(&format!(
         "dd if=/dev/vdb bs=512 count={sectors} iflag=direct 2>/dev/null | sha256sum"
     ));
-    out.split_whitespace().next().unwrap_or_default().to_string()
+    out.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn up_to_date_both(a: &Node, b: &Node) {
@@ -83,7 +86,11 @@ fn two_nodes_sync_failover_reconnect_split_brain() {
     a.run_ok("dd if=/dev/urandom of=/dev/vdb bs=1M count=8 seek=4 oflag=direct 2>/dev/null");
     a.run_ok("drbdsetup primary --force r0");
     up_to_date_both(a, b);
-    assert_eq!(data_hash(a), data_hash(b), "data areas differ after the full sync");
+    assert_eq!(
+        data_hash(a),
+        data_hash(b),
+        "data areas differ after the full sync"
+    );
 
     // A Secondary cannot be promoted while its peer is Primary.
     let o = b.run("drbdsetup primary r0");
@@ -91,7 +98,9 @@ fn two_nodes_sync_failover_reconnect_split_brain() {
 
     // 2. File system on A, fail over to B, and back.
     a.run_ok("mkfs.ext4 -q /dev/drbd1 && mkdir -p /mnt && mount /dev/drbd1 /mnt");
-    a.run_ok("dd if=/dev/urandom of=/mnt/f1 bs=64k count=64 2>/dev/null && cp /mnt/f1 /mnt/f2 && sync");
+    a.run_ok(
+        "dd if=/dev/urandom of=/mnt/f1 bs=64k count=64 2>/dev/null && cp /mnt/f1 /mnt/f2 && sync",
+    );
     let sums_a = a.run_ok("cd /mnt && sha256sum f1 f2");
     a.run_ok("umount /mnt && drbdsetup secondary r0");
     wait_for(
@@ -125,7 +134,11 @@ fn two_nodes_sync_failover_reconnect_split_brain() {
     a.run_ok("dd if=/dev/urandom of=/dev/drbd1 bs=1M count=8 seek=16 oflag=direct 2>/dev/null");
     c.set_link(0, 1, true);
     up_to_date_both(a, b);
-    assert_eq!(data_hash(a), data_hash(b), "data areas differ after reconnect");
+    assert_eq!(
+        data_hash(a),
+        data_hash(b),
+        "data areas differ after reconnect"
+    );
 
     // 5. Split brain: both Primary and writing while apart; reconnect leaves both StandAlone.
     a.run_ok("drbdsetup secondary r0");
