@@ -13,5 +13,5 @@ cargo clippy -q --workspace --all-targets -- -D warnings
 log "6/7 unit, property and compatibility tests"; cargo test -q --workspace --exclude tests-qemu
 log "7/7 QEMU scenario tests"
 ./ci/build-tools.sh
-cargo test -q -p tests-qemu -- --test-threads=1
+cargo test -q -p tests-qemu --no-fail-fast -- --test-threads=1
 log "all tests passed"
