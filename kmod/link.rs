@@ -143,9 +143,12 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, ping_int_s: u32, ping_timeo_d
             kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_r_{}", conn.resource.name));
         name.ok().and_then(|name| {
             KThread::spawn(&name, move || {
-                let stop = crate::replication::receive(&c, &l);
-                if let crate::replication::Stop::Diverged(why) = stop {
-                    *d.lock() = Some(why);
+                match crate::replication::receive(&c, &l) {
+                    crate::replication::Stop::Diverged(why) => *d.lock() = Some(why),
+                    crate::replication::Stop::Protocol => {
+                        pr_warn!("{}: protocol error on the data stream\n", c.resource.name)
+                    }
+                    crate::replication::Stop::Broken => {}
                 }
                 // Wake the meta watcher.
                 l.meta.shutdown();
