@@ -79,10 +79,23 @@ pub(crate) fn promote(resource: &Resource, rs: &mut ResourceState, force: bool) 
             ));
         }
     }
+    let peers_missing = rs.connections().any(|c| c.link().is_none());
     for device in rs.devices() {
         let mut st = device.state.lock();
         let was = st.disk_state;
         if let Some(backing) = st.backing.as_mut() {
+            if was == DiskState::UpToDate && peers_missing {
+                // Writes from now on are not on the unreachable peers: a new generation lets
+                // the handshake tell who has the newer data (or detect a split brain).
+                new_current_uuid(&mut backing.sb, true);
+                pr_info!(
+                    "{}/{} drbd{}: new current UUID {:016X} (promoted without all peers)\n",
+                    resource.name,
+                    device.volume,
+                    device.minor,
+                    backing.sb.current_uuid
+                );
+            }
             if was != DiskState::UpToDate {
                 new_current_uuid(&mut backing.sb, true);
                 backing.sb.flags |= meta::MDF_CONSISTENT | meta::MDF_WAS_UP_TO_DATE;
