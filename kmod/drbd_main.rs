@@ -3,12 +3,14 @@
 //! Module `drbd`: block major 147 (`/dev/drbd<minor>`), generic netlink family `drbd`
 //! version 2 with the multicast group `events`, and `/proc/drbd`. Supported so far: resources
 //! with node ids, volumes (minors), attach/detach of a backing disk with v09 meta-data
-//! (internal or external), Primary/Secondary roles with auto-promote, pass-through I/O
-//! (read, write, flush/FUA, discard), state events and the dumps `events2`/`status` use.
+//! (internal or external), Primary/Secondary roles with auto-promote, pass-through I/O, state
+//! events and dumps, and two-node replication: connections over DRBD 9's data and meta TCP
+//! streams, protocol A/B/C mirrored writes, full resync, split-brain detection.
 //!
-//! Layout: `sys/` holds all `unsafe` code and the entry points the C shim calls; the domain
-//! modules (`resource`, `device`, `backing`, `role`, `config`, `nl`, `dump`, `events`) are safe
-//! Rust; `proto` and `spec` are compiled from the shared userland crates.
+//! Layout: `sys/` is the only module with raw kernel calls (and the entry points the C shim
+//! calls); the domain modules (`resource`, `device`, `connection`, `backing`, `role`,
+//! `config`, `link`, `replication`, `nl`, `dump`, `events`) are safe Rust; `proto` and `spec`
+//! are compiled from the shared userland crates.
 
 use kernel::prelude::*;
 
