@@ -206,6 +206,13 @@ pub(crate) fn attach(reg: &mut RegistryInner, minor: u32, req: &AttachRequest<'_
     let holder: *const core::ffi::c_void = (&*dev as *const Device).cast();
     // Declared before the guards, so that on failure it is closed after they are released.
     let mut backing = Backing::open(req, holder, res.node_id)?;
+    // Out-of-sync bits live in memory only: if the meta-data says a peer is behind (a bitmap
+    // UUID is set), every block counts as out of sync towards it.
+    let mut oos =
+        crate::oos::OosMap::new(backing.data_sectors()).map_err(|_| fail!(ret::ERR_NOMEM))?;
+    if backing.sb.peers.iter().any(|p| p.bitmap_uuid != 0) {
+        oos.mark_all();
+    }
     let rs = res.state.lock();
     let mut st = dev.state.lock();
     backing.sb.node_id = res.node_id as i32;
@@ -240,6 +247,8 @@ pub(crate) fn attach(reg: &mut RegistryInner, minor: u32, req: &AttachRequest<'_
         backing.data_sectors(),
         disk_state.name()
     );
+    let old_oos = core::mem::replace(&mut *dev.oos.lock(), oos);
+    drop(old_oos);
     dev.set_lower(Some(backing.data.clone()), rs.role == Role::Primary);
     st.backing = Some(backing);
     st.disk_state = disk_state;
@@ -290,6 +299,8 @@ fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
         backing
     };
     drop(backing);
+    let old_oos = core::mem::replace(&mut *dev.oos.lock(), crate::oos::OosMap::empty());
+    drop(old_oos);
     crate::replication::local_change(&dev.resource);
     Ok(())
 }

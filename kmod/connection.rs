@@ -92,6 +92,10 @@ pub(crate) struct PeerDev {
     pub(crate) peer_history: [u64; 2],
     /// The peer's device size (sectors).
     pub(crate) peer_size: u64,
+    /// The peer's bitmap UUID towards this node (0 = in sync).
+    pub(crate) peer_bitmap_uuid: u64,
+    /// Blocks the peer has marked out of sync towards this node.
+    pub(crate) peer_dirty: u64,
     /// Sectors to resync in the running sync (0 = no sync).
     pub(crate) sync_total: u64,
     /// Sectors resynced so far.
@@ -109,6 +113,8 @@ impl PeerDev {
             peer_uuid: 0,
             peer_history: [0; 2],
             peer_size: 0,
+            peer_bitmap_uuid: 0,
+            peer_dirty: 0,
             sync_total: 0,
             synced: 0,
         }

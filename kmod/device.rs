@@ -73,6 +73,9 @@ pub(crate) struct Device {
     /// Orders mirrored writes against resync reads (see `replication.rs`).
     #[pin]
     pub(crate) sync_lock: Mutex<()>,
+    /// Blocks the peer does not have (spinlock: set from the I/O path).
+    #[pin]
+    pub(crate) oos: SpinLock<crate::oos::OosMap>,
 }
 
 impl Device {
@@ -98,6 +101,7 @@ impl Device {
                 inflight: AtomicUsize::new(0),
                 counters: DeviceCounters::default(),
                 sync_lock <- new_mutex!((), "Device::sync_lock"),
+                oos <- new_spinlock!(crate::oos::OosMap::empty(), "Device::oos"),
             }),
             GFP_KERNEL,
         )?;
@@ -120,7 +124,12 @@ impl Device {
         // applies each mirrored write before acknowledging it).
         let carries_data = bio.size() > 0;
         if changes_data && carries_data && self.io.lock().writable {
-            if let Some((conn, link, protocol)) = crate::replication::write_target(self) {
+            let path = crate::replication::write_target(self);
+            if matches!(path, crate::replication::WritePath::Degraded) {
+                // The peer misses this write: remember the blocks for the next resync.
+                self.oos.lock().mark(bio.sector(), u64::from(bio.size()));
+            }
+            if let crate::replication::WritePath::Mirror(conn, link, protocol) = path {
                 if op == BioOp::Discard {
                     // Discards are not mirrored yet; refusing keeps the replicas identical.
                     bio.end(STATUS_NOTSUPP);

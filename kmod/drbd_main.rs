@@ -27,6 +27,7 @@ mod link;
 mod msg;
 mod name;
 mod nl;
+mod oos;
 mod procfs;
 mod proto;
 mod registry;

@@ -175,7 +175,7 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, ping_int_s: u32, ping_timeo_d
     conn.set_link(None);
     link.fail_pending();
     conn.untrack_sockets();
-    crate::role::peer_lost(&conn.resource);
+    crate::role::peer_lost(&conn.resource, conn.peer_node_id);
     why
 }
 

@@ -23,3 +23,7 @@ pub(crate) mod state;
 #[allow(dead_code, unreachable_pub, clippy::wrong_self_convention)]
 #[path = "../proto/src/uuid.rs"]
 pub(crate) mod uuid;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/bitmap.rs"]
+pub(crate) mod bitmap;

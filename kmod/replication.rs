@@ -173,17 +173,23 @@ struct LocalView {
     size: u64,
     current: u64,
     history: [u64; 2],
+    /// Bitmap UUID towards the peer (0 = in sync with it).
+    bitmap_uuid: u64,
+    /// Blocks marked out of sync towards the peer.
+    dirty: u64,
 }
 
-fn local_view(dev: &Device, role: Role) -> LocalView {
+fn local_view(dev: &Device, role: Role, peer: u32) -> LocalView {
+    let dirty = dev.oos.lock().count();
     let st = dev.state.lock();
-    let (size, current, history) = match st.backing.as_ref() {
+    let (size, current, history, bitmap_uuid) = match st.backing.as_ref() {
         Some(b) => (
             b.data_sectors(),
             b.sb.current_uuid,
             [b.sb.history_uuids[0], b.sb.history_uuids[1]],
+            b.sb.peers.get(peer as usize).map_or(0, |p| p.bitmap_uuid),
         ),
-        None => (0, 0, [0, 0]),
+        None => (0, 0, [0, 0], 0),
     };
     LocalView {
         role,
@@ -191,6 +197,8 @@ fn local_view(dev: &Device, role: Role) -> LocalView {
         size,
         current,
         history,
+        bitmap_uuid,
+        dirty,
     }
 }
 
@@ -216,7 +224,7 @@ fn announce_with(
     repl: Option<(u32, ReplState)>,
 ) -> Result {
     for dev in devices.iter() {
-        let v = local_view(dev, role);
+        let v = local_view(dev, role, conn.peer_node_id);
         let volume = dev.volume as u16;
         let mut sizes = [0u8; 32];
         let base = wire::SizesBase {
@@ -235,6 +243,11 @@ fn announce_with(
         uuids.history_uuids[0] = v.history[0];
         uuids.history_uuids[1] = v.history[1];
         uuids.history_count = 2;
+        uuids.dirty_bits = v.dirty;
+        if let Some(slot) = uuids.bitmap_uuids.get_mut(conn.peer_node_id as usize) {
+            *slot = v.bitmap_uuid;
+            uuids.bitmap_uuids_mask = 1u64 << conn.peer_node_id;
+        }
         let mut ub = KVec::from_elem(0u8, 1024, GFP_KERNEL)?;
         let n = uuids.encode(ub.as_mut_slice()).map_err(|_| EINVAL)?;
         link.send_data(wire::P_UUIDS110, volume, &[&ub[..n]])?;
@@ -286,7 +299,7 @@ fn decide(
     link: &Link,
 ) -> Result<ReplState, &'static str> {
     let role = conn.resource.state.lock().role;
-    let local = local_view(dev, role);
+    let local = local_view(dev, role, conn.peer_node_id);
     if local.disk == DiskState::Diskless || peer.peer_disk == DiskState::Diskless {
         return Ok(ReplState::Established);
     }
@@ -298,8 +311,14 @@ fn decide(
         g.history[..2].copy_from_slice(&history);
         g
     };
-    let mine = generations(local.current, local.history);
-    let theirs = generations(peer.peer_uuid, peer.peer_history);
+    let mut mine = generations(local.current, local.history);
+    let mut theirs = generations(peer.peer_uuid, peer.peer_history);
+    if let Some(b) = mine.bitmap.get_mut(conn.peer_node_id as usize) {
+        *b = local.bitmap_uuid;
+    }
+    if let Some(b) = theirs.bitmap.get_mut(conn.resource.node_id as usize) {
+        *b = peer.peer_bitmap_uuid;
+    }
     let to_state_role = |r: Role| state::Role::from_u32(r as u32).unwrap_or(state::Role::Unknown);
     let to_state_disk =
         |d: DiskState| state::DiskState::from_u32(d as u32).unwrap_or(state::DiskState::DUnknown);
@@ -310,7 +329,7 @@ fn decide(
             flags: 0,
             role: to_state_role(local.role),
             disk: to_state_disk(local.disk),
-            dirty_bits: 0,
+            dirty_bits: local.dirty,
             quorum: true,
         },
         peer: uuid::NodeView {
@@ -319,7 +338,7 @@ fn decide(
             flags: 0,
             role: to_state_role(peer.peer_role),
             disk: to_state_disk(peer.peer_disk),
-            dirty_bits: 0,
+            dirty_bits: peer.peer_dirty,
             quorum: true,
         },
         resolve_conflicts: conn.resource.node_id < conn.peer_node_id,
@@ -334,7 +353,12 @@ fn decide(
     };
     match uuid::sync_handshake(&input).outcome() {
         uuid::Outcome::NoSync => Ok(ReplState::Established),
-        uuid::Outcome::Source { .. } => Ok(ReplState::SyncSource),
+        uuid::Outcome::Source { full } => {
+            if full {
+                dev.oos.lock().mark_all();
+            }
+            Ok(ReplState::SyncSource)
+        }
         uuid::Outcome::Target { .. } => Ok(ReplState::SyncTarget),
         uuid::Outcome::SplitBrain { .. } => Err("Split-Brain detected, dropping connection!"),
         uuid::Outcome::UnrelatedData => Err("Unrelated data, aborting!"),
@@ -396,9 +420,17 @@ fn on_sizes(conn: &Connection, volume: u32, payload: &[u8]) -> Result<(), Stop> 
 
 fn on_uuids(conn: &Connection, volume: u32, payload: &[u8]) -> Result<(), Stop> {
     let u = Uuids110::decode(payload).map_err(|_| Stop::Protocol)?;
+    let me = conn.resource.node_id;
+    let towards_me = if me < 64 && u.bitmap_uuids_mask & (1u64 << me) != 0 {
+        u.bitmap_uuids.get(me as usize).copied().unwrap_or(0)
+    } else {
+        0
+    };
     conn.update_peer(volume, |p| {
         p.peer_uuid = u.current_uuid;
         p.peer_history = [u.history_uuids[0], u.history_uuids[1]];
+        p.peer_bitmap_uuid = towards_me;
+        p.peer_dirty = u.dirty_bits;
     });
     Ok(())
 }
@@ -445,17 +477,22 @@ fn on_state(
             return announce(conn, link, None).map_err(|_| Stop::Broken);
         }
         // A sync in progress: keep going.
-        (ReplState::SyncTarget, ReplState::SyncSource)
-        | (ReplState::SyncSource, ReplState::SyncTarget) => {
+        (ReplState::SyncTarget, ReplState::SyncSource) => {
+            conn.update_peer(volume, |p| {
+                if p.peer_dirty > 0 {
+                    p.sync_total = p.peer_dirty * crate::oos::SECTORS_PER_BIT;
+                }
+            });
             return Ok(());
         }
+        (ReplState::SyncSource, ReplState::SyncTarget) => return Ok(()),
         (ReplState::SyncSource, _) => return Ok(()),
         _ => {}
     }
     match decide(conn, &dev, &peer, link) {
         Ok(ReplState::SyncSource) => start_sync_source(conn, link, &dev),
         Ok(ReplState::SyncTarget) => {
-            start_sync_target(conn, &dev);
+            start_sync_target(conn, &dev, peer.peer_dirty);
             // Tell the source, which decides on its side when it sees our state.
             announce(conn, link, Some((dev.volume, ReplState::SyncTarget)))
                 .map_err(|_| Stop::Broken)
@@ -575,13 +612,18 @@ pub(crate) fn on_ack(
 
 // ---- resync --------------------------------------------------------------------------------
 
-fn start_sync_target(conn: &Connection, dev: &Device) {
-    let total = dev
+fn start_sync_target(conn: &Connection, dev: &Device, peer_dirty: u64) {
+    let size = dev
         .state
         .lock()
         .backing
         .as_ref()
         .map_or(0, |b| b.data_sectors());
+    let total = if peer_dirty > 0 {
+        (peer_dirty * crate::oos::SECTORS_PER_BIT).min(size)
+    } else {
+        size
+    };
     {
         let mut st = dev.state.lock();
         if let Some(b) = st.backing.as_mut() {
@@ -598,7 +640,7 @@ fn start_sync_target(conn: &Connection, dev: &Device) {
     });
     conn.set_repl(dev.volume, ReplState::SyncTarget);
     pr_info!(
-        "{}/{} drbd{}: full sync started as SyncTarget ({} KiB)\n",
+        "{}/{} drbd{}: resync started as SyncTarget ({} KiB out of sync)\n",
         conn.resource.name,
         dev.volume,
         dev.minor,
@@ -616,6 +658,9 @@ fn finish_sync_target(conn: &Connection, dev: &Device, peer: &PeerDev) {
                 b.sb.history_uuids[0] = b.sb.current_uuid & !1;
             }
             b.sb.current_uuid = peer.peer_uuid & !1;
+            if let Some(slot) = b.sb.peers.get_mut(conn.peer_node_id as usize) {
+                slot.bitmap_uuid = 0;
+            }
             b.sb.flags |=
                 crate::proto::meta::MDF_CONSISTENT | crate::proto::meta::MDF_WAS_UP_TO_DATE;
             let _ = b.write_superblock();
@@ -637,12 +682,7 @@ fn start_sync_source(
     link: &Arc<Link>,
     dev: &Arc<Device>,
 ) -> Result<(), Stop> {
-    let total = dev
-        .state
-        .lock()
-        .backing
-        .as_ref()
-        .map_or(0, |b| b.data_sectors());
+    let total = dev.oos.lock().count() * crate::oos::SECTORS_PER_BIT;
     conn.update_peer(dev.volume, |p| {
         p.sync_total = total;
         p.synced = 0;
@@ -652,7 +692,7 @@ fn start_sync_source(
         return Err(Stop::Broken);
     }
     pr_info!(
-        "{}/{} drbd{}: full sync started as SyncSource ({} KiB)\n",
+        "{}/{} drbd{}: resync started as SyncSource ({} KiB out of sync)\n",
         conn.resource.name,
         dev.volume,
         dev.minor,
@@ -667,19 +707,16 @@ fn start_sync_source(
     Ok(())
 }
 
-/// Sends every block of `dev` to the peer, then reports Established.
+/// Sends every out-of-sync block of `dev` to the peer, then reports Established. A block whose
+/// send fails is marked again (the next resync covers it).
 fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
     let Ok(mut buf) = KVec::from_elem(0u8, RESYNC_CHUNK, GFP_KERNEL) else {
         return;
     };
-    let total = dev
-        .state
-        .lock()
-        .backing
-        .as_ref()
-        .map_or(0, |b| b.data_sectors());
-    let mut sector = 0u64;
-    while sector < total {
+    let max_bits = (RESYNC_CHUNK as u64 / 512) / crate::oos::SECTORS_PER_BIT;
+    let mut next = 0u64;
+    let mut sent_sectors = 0u64;
+    loop {
         if conn.is_stopping() || !conn.is_link(&link) {
             return;
         }
@@ -690,41 +727,53 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
             }
             crate::sys::misc::sleep_ms(1);
         }
-        let len = ((total - sector) as usize * 512).min(RESYNC_CHUNK);
-        let chunk = &mut buf.as_mut_slice()[..len];
-        {
-            let _order = dev.sync_lock.lock();
-            dev.drain();
-            let lower = dev.io.lock().lower.clone();
-            let Some(lower) = lower else { return };
-            if lower.read_into(sector, chunk).is_err() {
-                pr_err!(
-                    "drbd{}: resync read failed at sector {}\n",
-                    dev.minor,
-                    sector
-                );
-                link.data.shutdown();
-                return;
-            }
-            let dh = DataHeader {
-                sector,
-                block_id: 0,
-                seq_num: 0,
-                dp_flags: 0,
-            };
-            let mut hb = [0u8; DataHeader::SIZE];
-            if dh.encode(&mut hb).is_err() {
-                return;
-            }
-            link.rs_in_flight.fetch_add(1, Ordering::AcqRel);
-            if link
-                .send_data(wire::P_RS_DATA_REPLY, dev.volume as u16, &[&hb, chunk])
-                .is_err()
-            {
-                return;
-            }
+        let _order = dev.sync_lock.lock();
+        let Some((bit, bits)) = dev.oos.lock().take_run(next, max_bits) else {
+            break;
+        };
+        next = bit + bits;
+        let sector = bit * crate::oos::SECTORS_PER_BIT;
+        let lower = dev.io.lock().lower.clone();
+        let Some(lower) = lower else { return };
+        let sectors =
+            (bits * crate::oos::SECTORS_PER_BIT).min(lower.sectors().saturating_sub(sector));
+        let len = (sectors * 512) as usize;
+        if len == 0 {
+            continue;
         }
-        sector += (len / 512) as u64;
+        let chunk = &mut buf.as_mut_slice()[..len];
+        dev.drain();
+        let resend = |dev: &Device| dev.oos.lock().mark(sector, len as u64);
+        if lower.read_into(sector, chunk).is_err() {
+            pr_err!(
+                "drbd{}: resync read failed at sector {}\n",
+                dev.minor,
+                sector
+            );
+            resend(&dev);
+            link.data.shutdown();
+            return;
+        }
+        let dh = DataHeader {
+            sector,
+            block_id: 0,
+            seq_num: 0,
+            dp_flags: 0,
+        };
+        let mut hb = [0u8; DataHeader::SIZE];
+        if dh.encode(&mut hb).is_err() {
+            resend(&dev);
+            return;
+        }
+        link.rs_in_flight.fetch_add(1, Ordering::AcqRel);
+        if link
+            .send_data(wire::P_RS_DATA_REPLY, dev.volume as u16, &[&hb, chunk])
+            .is_err()
+        {
+            resend(&dev);
+            return;
+        }
+        sent_sectors += sectors;
     }
     while link.rs_in_flight.load(Ordering::Acquire) > 0 {
         if conn.is_stopping() || !conn.is_link(&link) {
@@ -732,12 +781,22 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
         }
         crate::sys::misc::sleep_ms(5);
     }
+    {
+        let mut st = dev.state.lock();
+        if let Some(b) = st.backing.as_mut() {
+            if let Some(slot) = b.sb.peers.get_mut(conn.peer_node_id as usize) {
+                slot.bitmap_uuid = 0;
+            }
+            let _ = b.write_superblock();
+        }
+    }
     conn.set_repl(dev.volume, ReplState::Established);
     pr_info!(
-        "{}/{} drbd{}: resync done\n",
+        "{}/{} drbd{}: resync done ({} KiB sent)\n",
         conn.resource.name,
         dev.volume,
-        dev.minor
+        dev.minor,
+        sent_sectors / 2
     );
     if announce(&conn, &link, Some((dev.volume, ReplState::Established))).is_err() {
         link.data.shutdown();
@@ -746,9 +805,22 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
 
 // ---- write path ----------------------------------------------------------------------------
 
+/// Where a Primary's write must go besides the local disk.
+pub(crate) enum WritePath {
+    /// No peers configured.
+    Local,
+    /// Peers configured but none replicates this volume now: the write is marked out of sync.
+    Degraded,
+    /// Mirror to this connection with this protocol.
+    Mirror(Arc<Connection>, Arc<Link>, u32),
+}
+
 /// Where a Primary's write to `dev` must also go: a connected peer that replicates the volume.
-pub(crate) fn write_target(dev: &Device) -> Option<(Arc<Connection>, Arc<Link>, u32)> {
+pub(crate) fn write_target(dev: &Device) -> WritePath {
     let rs = dev.resource.state.lock();
+    if rs.connections().next().is_none() {
+        return WritePath::Local;
+    }
     for conn in rs.connections() {
         let cs = conn.state.lock();
         let Some(link) = cs.link.clone() else {
@@ -763,10 +835,10 @@ pub(crate) fn write_target(dev: &Device) -> Option<(Arc<Connection>, Arc<Link>, 
                 && p.peer_disk >= DiskState::Inconsistent
         });
         if replicating && cs.cstate == ConnState::Connected {
-            return Some((conn.clone(), link, cs.net.protocol));
+            return WritePath::Mirror(conn.clone(), link, cs.net.protocol);
         }
     }
-    None
+    WritePath::Degraded
 }
 
 /// Mirrors a write: local submission and `P_DATA` to the peer (the caller holds the device's
@@ -847,7 +919,8 @@ pub(crate) fn mirror_write(
         }
     };
     if !sent {
-        // The link broke: the peer will resync; the local write decides the result.
+        // The link broke: the peer will resync these blocks; the local write decides the result.
+        dev.oos.lock().mark(sector, u64::from(len));
         if block_id != 0 {
             if let Some(r) = link.take_pending(block_id) {
                 r.part_done(true);

@@ -11,6 +11,17 @@ use kernel::prelude::*;
 /// DRBD's "this node is Primary" bit in the current generation UUID.
 const UUID_PRIMARY: u64 = 1;
 
+/// Before a new generation: the peer's bitmap slot keeps the generation it last had, so the
+/// next handshake knows a bitmap-based resync brings it up to date.
+fn keep_bitmap_uuid(sb: &mut Superblock, peer: u32) {
+    let current = sb.current_uuid & !UUID_PRIMARY;
+    if let Some(slot) = sb.peers.get_mut(peer as usize) {
+        if slot.bitmap_uuid == 0 {
+            slot.bitmap_uuid = current;
+        }
+    }
+}
+
 /// Starts a new data generation: the old current UUID moves into the history.
 fn new_current_uuid(sb: &mut Superblock, primary: bool) {
     if sb.current_uuid != meta::UUID_JUST_CREATED && sb.current_uuid != 0 {
@@ -24,7 +35,7 @@ fn new_current_uuid(sb: &mut Superblock, primary: bool) {
 
 /// The connection to the peers was lost while Primary: writes from now on are not on the
 /// peers, so start a new data generation (the peers will sync from us when they return).
-pub(crate) fn peer_lost(resource: &Resource) {
+pub(crate) fn peer_lost(resource: &Resource, peer: u32) {
     let rs = resource.state.lock();
     if rs.role != Role::Primary {
         return;
@@ -32,6 +43,7 @@ pub(crate) fn peer_lost(resource: &Resource) {
     for device in rs.devices() {
         let mut st = device.state.lock();
         if let Some(backing) = st.backing.as_mut() {
+            keep_bitmap_uuid(&mut backing.sb, peer);
             new_current_uuid(&mut backing.sb, true);
             if let Err(f) = backing.write_superblock() {
                 pr_warn!("drbd{}: {} {}\n", device.minor, f.text(), f.info());
@@ -79,7 +91,13 @@ pub(crate) fn promote(resource: &Resource, rs: &mut ResourceState, force: bool) 
             ));
         }
     }
-    let peers_missing = rs.connections().any(|c| c.link().is_none());
+    let mut missing = KVec::new();
+    for c in rs.connections().filter(|c| c.link().is_none()) {
+        missing
+            .push(c.peer_node_id, GFP_KERNEL)
+            .map_err(|_| fail!(crate::spec::generated::ret::ERR_NOMEM))?;
+    }
+    let peers_missing = !missing.is_empty();
     for device in rs.devices() {
         let mut st = device.state.lock();
         let was = st.disk_state;
@@ -87,6 +105,9 @@ pub(crate) fn promote(resource: &Resource, rs: &mut ResourceState, force: bool) 
             if was == DiskState::UpToDate && peers_missing {
                 // Writes from now on are not on the unreachable peers: a new generation lets
                 // the handshake tell who has the newer data (or detect a split brain).
+                for peer in missing.iter() {
+                    keep_bitmap_uuid(&mut backing.sb, *peer);
+                }
                 new_current_uuid(&mut backing.sb, true);
                 pr_info!(
                     "{}/{} drbd{}: new current UUID {:016X} (promoted without all peers)\n",
