@@ -96,6 +96,8 @@ pub(crate) struct PeerDev {
     pub(crate) peer_bitmap_uuid: u64,
     /// Blocks the peer has marked out of sync towards this node.
     pub(crate) peer_dirty: u64,
+    /// The peer's `UUID_FLAG_*`.
+    pub(crate) peer_uuid_flags: u64,
     /// Sectors to resync in the running sync (0 = no sync).
     pub(crate) sync_total: u64,
     /// Sectors resynced so far.
@@ -115,6 +117,7 @@ impl PeerDev {
             peer_size: 0,
             peer_bitmap_uuid: 0,
             peer_dirty: 0,
+            peer_uuid_flags: 0,
             sync_total: 0,
             synced: 0,
         }

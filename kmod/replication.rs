@@ -202,6 +202,17 @@ fn local_view(dev: &Device, role: Role, peer: u32) -> LocalView {
     }
 }
 
+/// `UUID_FLAG_STABLE` when our data is a settled generation (UpToDate, not being resynced);
+/// the handshake only calls a split brain between stable sides.
+fn stability(v: &LocalView, repl: Option<ReplState>) -> u64 {
+    let syncing = matches!(repl, Some(ReplState::SyncTarget));
+    if v.disk == DiskState::UpToDate && !syncing {
+        wire::UUID_FLAG_STABLE
+    } else {
+        0
+    }
+}
+
 /// Sends our state of every volume to the peer of `conn` (after connecting and after every
 /// local change of role, disk state or data generation).
 pub(crate) fn announce(conn: &Connection, link: &Link, repl: Option<(u32, ReplState)>) -> Result {
@@ -244,6 +255,7 @@ fn announce_with(
         uuids.history_uuids[1] = v.history[1];
         uuids.history_count = 2;
         uuids.dirty_bits = v.dirty;
+        uuids.uuid_flags = stability(&v, conn.peer_dev(dev.volume).map(|p| p.repl));
         if let Some(slot) = uuids.bitmap_uuids.get_mut(conn.peer_node_id as usize) {
             *slot = v.bitmap_uuid;
             uuids.bitmap_uuids_mask = 1u64 << conn.peer_node_id;
@@ -326,7 +338,7 @@ fn decide(
         local: uuid::NodeView {
             node_id: conn.resource.node_id as usize,
             uuids: &mine,
-            flags: 0,
+            flags: stability(&local, Some(peer.repl)),
             role: to_state_role(local.role),
             disk: to_state_disk(local.disk),
             dirty_bits: local.dirty,
@@ -335,7 +347,7 @@ fn decide(
         peer: uuid::NodeView {
             node_id: conn.peer_node_id as usize,
             uuids: &theirs,
-            flags: 0,
+            flags: peer.peer_uuid_flags,
             role: to_state_role(peer.peer_role),
             disk: to_state_disk(peer.peer_disk),
             dirty_bits: peer.peer_dirty,
@@ -351,7 +363,19 @@ fn decide(
         source_missed_end: false,
         peer_missed_end: false,
     };
-    match uuid::sync_handshake(&input).outcome() {
+    let decision = uuid::sync_handshake(&input);
+    pr_info!(
+        "{}/{} drbd{}: sync handshake: {} (rule {}, {}) local {:016X} peer {:016X}\n",
+        conn.resource.name,
+        dev.volume,
+        dev.minor,
+        decision.strategy.name(),
+        decision.rule.number(),
+        decision.rule.name(),
+        local.current,
+        peer.peer_uuid
+    );
+    match decision.outcome() {
         uuid::Outcome::NoSync => Ok(ReplState::Established),
         uuid::Outcome::Source { full } => {
             if full {
@@ -431,6 +455,7 @@ fn on_uuids(conn: &Connection, volume: u32, payload: &[u8]) -> Result<(), Stop> 
         p.peer_history = [u.history_uuids[0], u.history_uuids[1]];
         p.peer_bitmap_uuid = towards_me;
         p.peer_dirty = u.dirty_bits;
+        p.peer_uuid_flags = u.uuid_flags;
     });
     Ok(())
 }
