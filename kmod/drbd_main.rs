@@ -28,6 +28,7 @@ mod msg;
 mod name;
 mod nl;
 mod oos;
+mod packet;
 mod procfs;
 mod proto;
 mod registry;

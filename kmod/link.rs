@@ -6,7 +6,8 @@
 //! both sides never race to open crossing connections.
 
 use crate::connection::Connection;
-use crate::proto::wire::{self, ConnectionFeatures, Header, HeaderKind};
+use crate::packet;
+use crate::proto::wire::{self, ConnectionFeatures, HeaderKind};
 use crate::replication::Link;
 use crate::spec::generated::ConnState;
 use crate::sys::socket::{Ipv4Addr, Socket};
@@ -35,41 +36,6 @@ enum Failure {
     /// Split brain or unrelated data: stay StandAlone.
     Diverged(&'static str),
 }
-
-fn send(sock: &Socket, kind: HeaderKind, cmd: u16, volume: u16, payload: &[u8]) -> Result {
-    let header = Header {
-        kind,
-        cmd,
-        length: payload.len() as u32,
-        volume,
-    };
-    let mut hb = [0u8; 16];
-    let n = header.encode(&mut hb).map_err(|_| EINVAL)?;
-    sock.send_all(&[&hb[..n], payload])
-}
-
-fn recv_header(sock: &Socket, kind: HeaderKind) -> Result<Header> {
-    let mut hb = [0u8; 16];
-    let buf = &mut hb[..kind.size()];
-    sock.recv_exact(buf)?;
-    let h = Header::decode(buf).map_err(|_| EPROTO_COMPAT)?;
-    if h.kind != kind {
-        return Err(EPROTO_COMPAT);
-    }
-    Ok(h)
-}
-
-fn recv_payload(sock: &Socket, len: u32, max: u32) -> Result<KVec<u8>> {
-    if len > max {
-        return Err(EPROTO_COMPAT);
-    }
-    let mut buf = KVec::from_elem(0u8, len as usize, GFP_KERNEL)?;
-    sock.recv_exact(buf.as_mut_slice())?;
-    Ok(buf)
-}
-
-/// Protocol violation by the peer.
-const EPROTO_COMPAT: Error = EINVAL;
 
 /// Entry point of the link thread.
 pub(crate) fn run(conn: Arc<Connection>) {
@@ -198,10 +164,10 @@ fn establish(
     let (data, meta) = if my_id > conn.peer_node_id {
         let data = Arc::new(Socket::connect(path.local, path.peer)?, GFP_KERNEL)?;
         conn.track_socket(&data)?;
-        send(&data, HeaderKind::H80, wire::P_INITIAL_DATA, 0, &[])?;
+        packet::send(&data, HeaderKind::H80, wire::P_INITIAL_DATA, 0, &[])?;
         let meta = Arc::new(Socket::connect(path.local, path.peer)?, GFP_KERNEL)?;
         conn.track_socket(&meta)?;
-        send(&meta, HeaderKind::H80, wire::P_INITIAL_META, 0, &[])?;
+        packet::send(&meta, HeaderKind::H80, wire::P_INITIAL_META, 0, &[])?;
         (data, meta)
     } else {
         accept_pair(conn, path.local, connect_int_s.max(1) * 1000)?
@@ -238,7 +204,7 @@ fn accept_pair(
         };
         conn.track_socket(&s)?;
         s.set_recv_timeout(HANDSHAKE_TIMEOUT_MS);
-        let Ok(h) = recv_header(&s, HeaderKind::H80) else {
+        let Ok(h) = packet::recv_header(&s, HeaderKind::H80) else {
             continue;
         };
         if h.length != 0 {
@@ -270,22 +236,28 @@ fn handshake(data: &Socket, my_id: u32, peer_id: u32) -> Result<u32> {
     };
     let mut buf = [0u8; ConnectionFeatures::SIZE];
     mine.encode(&mut buf).map_err(|_| EINVAL)?;
-    send(data, HeaderKind::H80, wire::P_CONNECTION_FEATURES, 0, &buf)?;
-    let h = recv_header(data, HeaderKind::H80)?;
+    packet::send(
+        data,
+        HeaderKind::H80,
+        wire::P_CONNECTION_FEATURES,
+        0,
+        &[&buf],
+    )?;
+    let h = packet::recv_header(data, HeaderKind::H80)?;
     if h.cmd != wire::P_CONNECTION_FEATURES {
-        return Err(EPROTO_COMPAT);
+        return Err(packet::EPROTO);
     }
-    let payload = recv_payload(data, h.length, MAX_HANDSHAKE_PAYLOAD)?;
-    let theirs = ConnectionFeatures::decode(&payload).map_err(|_| EPROTO_COMPAT)?;
+    let payload = packet::recv_payload(data, h.length, MAX_HANDSHAKE_PAYLOAD)?;
+    let theirs = ConnectionFeatures::decode(&payload).map_err(|_| packet::EPROTO)?;
     if theirs.sender_node_id != peer_id || theirs.receiver_node_id != my_id {
         pr_warn!(
             "peer introduced itself as node {} (expected {})\n",
             theirs.sender_node_id,
             peer_id
         );
-        return Err(EPROTO_COMPAT);
+        return Err(packet::EPROTO);
     }
-    let (version, _features) = mine.agree(&theirs).ok_or(EPROTO_COMPAT)?;
+    let (version, _features) = mine.agree(&theirs).ok_or(packet::EPROTO)?;
     Ok(version)
 }
 
@@ -301,9 +273,10 @@ fn watch(conn: &Connection, link: &Arc<Link>, ping_int_s: u32, ping_timeo_ds: u3
         if conn.is_stopping() {
             return Failure::Broken;
         }
-        match recv_header(&link.meta, kind) {
+        match packet::recv_header(&link.meta, kind) {
             Ok(h) => {
-                let Ok(payload) = recv_payload(&link.meta, h.length, MAX_META_PAYLOAD) else {
+                let Ok(payload) = packet::recv_payload(&link.meta, h.length, MAX_META_PAYLOAD)
+                else {
                     return Failure::Protocol;
                 };
                 // Any traffic proves the peer alive.

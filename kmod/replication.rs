@@ -13,6 +13,7 @@
 
 use crate::connection::{Connection, PeerDev};
 use crate::device::Device;
+use crate::packet;
 use crate::proto::wire::{BlockAck, DataHeader, DrbdState, Header, HeaderKind, Uuids110};
 use crate::proto::{state, uuid, wire};
 use crate::resource::{Resource, ResourceState};
@@ -84,13 +85,13 @@ impl Link {
 
     fn send_data(&self, cmd: u16, volume: u16, parts: &[&[u8]]) -> Result {
         let _guard = self.data_tx.lock();
-        send_parts(&self.data, self.kind(), cmd, volume, parts)
+        packet::send(&self.data, self.kind(), cmd, volume, parts)
     }
 
     /// Sends a packet on the meta stream.
     pub(crate) fn send_meta(&self, cmd: u16, volume: u16, payload: &[u8]) -> Result {
         let _guard = self.meta_tx.lock();
-        send_parts(&self.meta, self.kind(), cmd, volume, &[payload])
+        packet::send(&self.meta, self.kind(), cmd, volume, &[payload])
     }
 
     fn add_pending(&self, req: &Arc<SharedCompletion>) -> Result<u64> {
@@ -122,46 +123,6 @@ impl Link {
             }
         }
     }
-}
-
-fn send_parts(sock: &Socket, kind: HeaderKind, cmd: u16, volume: u16, parts: &[&[u8]]) -> Result {
-    let length: usize = parts.iter().map(|p| p.len()).sum();
-    let header = Header {
-        kind,
-        cmd,
-        length: length as u32,
-        volume,
-    };
-    let mut hb = [0u8; 16];
-    let n = header.encode(&mut hb).map_err(|_| EINVAL)?;
-    let mut all: [&[u8]; 4] = [&hb[..n], &[], &[], &[]];
-    for (slot, part) in all.iter_mut().skip(1).zip(parts.iter()) {
-        *slot = part;
-    }
-    sock.send_all(&all[..1 + parts.len().min(3)])
-}
-
-/// Protocol violation by the peer (drops the connection).
-const EPROTO_COMPAT: Error = EINVAL;
-
-fn recv_header(sock: &Socket, kind: HeaderKind) -> Result<Header> {
-    let mut hb = [0u8; 16];
-    let buf = &mut hb[..kind.size()];
-    sock.recv_exact(buf)?;
-    let h = Header::decode(buf).map_err(|_| EPROTO_COMPAT)?;
-    if h.kind != kind {
-        return Err(EPROTO_COMPAT);
-    }
-    Ok(h)
-}
-
-fn recv_payload(sock: &Socket, len: u32, max: u32) -> Result<KVec<u8>> {
-    if len > max {
-        return Err(EPROTO_COMPAT);
-    }
-    let mut buf = KVec::from_elem(0u8, len as usize, GFP_KERNEL)?;
-    sock.recv_exact(buf.as_mut_slice())?;
-    Ok(buf)
 }
 
 // ---- state exchange ------------------------------------------------------------------------
@@ -407,7 +368,7 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
     let kind = link.kind();
     link.data.set_recv_timeout(0);
     loop {
-        let h = match recv_header(&link.data, kind) {
+        let h = match packet::recv_header(&link.data, kind) {
             Ok(h) => h,
             Err(e) if e == EINVAL => return Stop::Protocol,
             Err(_) => return Stop::Broken,
@@ -417,7 +378,7 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
         } else {
             MAX_STATE_PAYLOAD
         };
-        let payload = match recv_payload(&link.data, h.length, max) {
+        let payload = match packet::recv_payload(&link.data, h.length, max) {
             Ok(p) => p,
             Err(e) if e == EINVAL => return Stop::Protocol,
             Err(_) => return Stop::Broken,
