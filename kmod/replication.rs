@@ -118,7 +118,10 @@ impl Link {
                 pending.iter_mut().find_map(|s| s.take())
             };
             match next {
-                Some(req) => req.part_done(true),
+                Some(req) => {
+                    req.mark_out_of_sync();
+                    req.part_done(true);
+                }
                 None => break,
             }
         }
@@ -512,7 +515,9 @@ fn on_data(
         .sector
         .checked_add((data.len() / 512) as u64)
         .ok_or(Stop::Protocol)?;
-    if end > lower.sectors() {
+    // Only the data area: the meta-data behind it is never writable by a peer.
+    let data_sectors = dev.state.lock().backing.as_ref().map_or(0, |b| b.data_sectors());
+    if end > data_sectors {
         return Err(Stop::Protocol);
     }
     if cmd == wire::P_DATA && dh.dp_flags & wire::DP_SEND_RECEIVE_ACK != 0 {
@@ -574,6 +579,9 @@ pub(crate) fn on_ack(
         wire::P_WRITE_ACK | wire::P_RECV_ACK | wire::P_NEG_ACK if ack.block_id != 0 => {
             if let Some(req) = link.take_pending(ack.block_id) {
                 // A failed remote write leaves the peer out of date but the local write decides.
+                if cmd == wire::P_NEG_ACK {
+                    req.mark_out_of_sync();
+                }
                 req.part_done(true);
             }
             if cmd == wire::P_NEG_ACK {
@@ -906,7 +914,7 @@ pub(crate) fn mirror_write(
     };
     if !sent {
         // The link broke: the peer will resync these blocks; the local write decides the result.
-        dev.oos.lock().mark(sector, u64::from(len));
+        req.mark_out_of_sync();
         if block_id != 0 {
             if let Some(r) = link.take_pending(block_id) {
                 r.part_done(true);

@@ -145,6 +145,9 @@ pub(crate) struct SharedCompletion {
     failed: core::sync::atomic::AtomicBool,
     /// The device the local part is submitted to (its in-flight count is ours).
     device: kernel::sync::Arc<crate::device::Device>,
+    /// First sector and length in bytes (for out-of-sync marking).
+    sector: u64,
+    len: u32,
 }
 
 // SAFETY: the cell is only accessed by the single caller that finishes the last part.
@@ -160,7 +163,10 @@ impl SharedCompletion {
         device: kernel::sync::Arc<crate::device::Device>,
     ) -> Result<kernel::sync::Arc<Self>, UpperBio> {
         let raw = upper.ptr;
+        let (sector, len) = (upper.sector(), upper.size());
         let value = Self {
+            sector,
+            len,
             upper: core::cell::UnsafeCell::new(Some(upper)),
             remaining: core::sync::atomic::AtomicU32::new(parts),
             failed: core::sync::atomic::AtomicBool::new(false),
@@ -169,6 +175,11 @@ impl SharedCompletion {
         kernel::sync::Arc::new(value, kernel::alloc::flags::GFP_KERNEL)
             // INVARIANT: allocation failed before anyone could see the value; give it back.
             .map_err(|_| UpperBio { ptr: raw })
+    }
+
+    /// The peer did not confirm this write: its blocks must be resynced.
+    pub(crate) fn mark_out_of_sync(&self) {
+        self.device.oos.lock().mark(self.sector, u64::from(self.len));
     }
 
     /// One part finished (any context).
