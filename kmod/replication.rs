@@ -516,7 +516,12 @@ fn on_data(
         .checked_add((data.len() / 512) as u64)
         .ok_or(Stop::Protocol)?;
     // Only the data area: the meta-data behind it is never writable by a peer.
-    let data_sectors = dev.state.lock().backing.as_ref().map_or(0, |b| b.data_sectors());
+    let data_sectors = dev
+        .state
+        .lock()
+        .backing
+        .as_ref()
+        .map_or(0, |b| b.data_sectors());
     if end > data_sectors {
         return Err(Stop::Protocol);
     }

@@ -179,7 +179,10 @@ impl SharedCompletion {
 
     /// The peer did not confirm this write: its blocks must be resynced.
     pub(crate) fn mark_out_of_sync(&self) {
-        self.device.oos.lock().mark(self.sector, u64::from(self.len));
+        self.device
+            .oos
+            .lock()
+            .mark(self.sector, u64::from(self.len));
     }
 
     /// One part finished (any context).
