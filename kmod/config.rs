@@ -447,7 +447,12 @@ pub(crate) fn del_path(reg: &mut RegistryInner, name: &str, peer: u32) -> Outcom
 }
 
 /// `connect NAME PEER_NODE_ID`.
-pub(crate) fn connect(reg: &mut RegistryInner, name: &str, peer: u32) -> Outcome {
+pub(crate) fn connect(
+    reg: &mut RegistryInner,
+    name: &str,
+    peer: u32,
+    discard_my_data: bool,
+) -> Outcome {
     let res = resource(reg, name)?;
     let conn = connection(&res, peer)?;
     if conn.state.lock().path.is_none() {
@@ -457,7 +462,7 @@ pub(crate) fn connect(reg: &mut RegistryInner, name: &str, peer: u32) -> Outcome
             peer
         ));
     }
-    conn.start().map_err(|e| {
+    conn.start(discard_my_data).map_err(|e| {
         fail!(
             ret::ERR_NOMEM,
             "starting the connection failed ({})",

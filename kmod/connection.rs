@@ -73,6 +73,9 @@ pub(crate) struct ConnectionState {
     pub(crate) link: Option<Arc<Link>>,
     /// Resync sender while this node is SyncSource.
     pub(crate) resync: Option<KThread>,
+    /// `connect --discard-my-data`: in the next handshake this node gives up its changes
+    /// (split-brain recovery); cleared once a handshake succeeded.
+    pub(crate) discard_my_data: bool,
 }
 
 /// Replication state of one volume towards the peer.
@@ -167,6 +170,7 @@ impl Connection {
                         peers: KVec::new(),
                         link: None,
                         resync: None,
+                        discard_my_data: false,
                     },
                     "Connection::state"
                 ),
@@ -176,8 +180,25 @@ impl Connection {
     }
 
     /// Starts connecting (`connect`): the link thread tries until `disconnect`.
-    pub(crate) fn start(self: &Arc<Self>) -> Result {
+    /// `discard_my_data` asks the next handshake to resolve a split brain against this node.
+    pub(crate) fn start(self: &Arc<Self>, discard_my_data: bool) -> Result {
+        // A link thread that ended by itself (split brain, unrelated data) left the
+        // connection StandAlone: reap it so `connect` works without a `disconnect` first.
+        let ended = {
+            let mut st = self.state.lock();
+            if st.thread.is_some() && st.cstate == ConnState::StandAlone {
+                st.thread.take()
+            } else {
+                None
+            }
+        };
+        if let Some(t) = ended {
+            t.stop();
+        }
         let mut st = self.state.lock();
+        if discard_my_data {
+            st.discard_my_data = true;
+        }
         if st.thread.is_some() {
             return Ok(());
         }

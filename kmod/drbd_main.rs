@@ -34,6 +34,7 @@ mod proto;
 mod registry;
 mod replication;
 mod resource;
+mod resync;
 mod role;
 mod spec;
 mod sys;

@@ -264,22 +264,17 @@ fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outc
             }
         }
         cmd::ADM_CONNECT => {
-            if let Some(set) = members(attrs, tla::CONNECT_PARMS, "connect parameters")? {
-                if get(
+            let discard = match members(attrs, tla::CONNECT_PARMS, "connect parameters")? {
+                Some(set) => get(
                     set,
                     connect_parms::DISCARD_MY_DATA,
                     "discard-my-data",
                     |a| a.as_flag(),
                 )?
-                .unwrap_or(false)
-                {
-                    return Err(fail!(
-                        ret::ERR_INVALID_REQUEST,
-                        "--discard-my-data needs resync, which is not supported yet"
-                    ));
-                }
-            }
-            config::connect(reg, c.resource()?, c.peer()?).map(|()| ss::SUCCESS)
+                .unwrap_or(false),
+                None => false,
+            };
+            config::connect(reg, c.resource()?, c.peer()?, discard).map(|()| ss::SUCCESS)
         }
         cmd::ADM_DISCONNECT => {
             config::disconnect(reg, c.resource()?, c.peer()?).map(|()| ss::SUCCESS)

@@ -17,6 +17,7 @@ use crate::packet;
 use crate::proto::wire::{BlockAck, DataHeader, DrbdState, Header, HeaderKind, Uuids110};
 use crate::proto::{state, uuid, wire};
 use crate::resource::{Resource, ResourceState};
+use crate::resync::{finish_sync_target, start_sync_source, start_sync_target};
 use crate::spec::generated::{ConnState, DiskState, ReplState, Role};
 use crate::sys::bio::{SharedCompletion, UpperBio};
 use crate::sys::socket::Socket;
@@ -25,8 +26,6 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex, SpinLock};
 use kernel::{new_mutex, new_spinlock};
 
-/// Resync chunk size (also the largest application write: DRBD's max-bio-size is 1 MiB).
-const RESYNC_CHUNK: usize = 256 * 1024;
 /// Largest data payload accepted from a peer.
 const MAX_DATA_PAYLOAD: u32 = crate::sys::bdev::MAX_XFER as u32;
 /// Largest state/uuid/size payload accepted.
@@ -55,7 +54,7 @@ pub(crate) struct Link {
     #[pin]
     pending: SpinLock<KVec<Option<Arc<SharedCompletion>>>>,
     /// Resync chunks sent and not acknowledged yet.
-    rs_in_flight: AtomicU32,
+    pub(crate) rs_in_flight: AtomicU32,
     /// Sequence numbers of data packets.
     seq: AtomicU32,
 }
@@ -83,7 +82,8 @@ impl Link {
         HeaderKind::for_version(self.version)
     }
 
-    fn send_data(&self, cmd: u16, volume: u16, parts: &[&[u8]]) -> Result {
+    /// Sends a packet on the data stream.
+    pub(crate) fn send_data(&self, cmd: u16, volume: u16, parts: &[&[u8]]) -> Result {
         let _guard = self.data_tx.lock();
         packet::send(&self.data, self.kind(), cmd, volume, parts)
     }
@@ -177,6 +177,15 @@ fn stability(v: &LocalView, repl: Option<ReplState>) -> u64 {
     }
 }
 
+/// `UUID_FLAG_DISCARD_MY_DATA` while `connect --discard-my-data` is pending.
+fn discard_flag(conn: &Connection) -> u64 {
+    if conn.state.lock().discard_my_data {
+        wire::UUID_FLAG_DISCARD_MY_DATA
+    } else {
+        0
+    }
+}
+
 /// Sends our state of every volume to the peer of `conn` (after connecting and after every
 /// local change of role, disk state or data generation).
 pub(crate) fn announce(conn: &Connection, link: &Link, repl: Option<(u32, ReplState)>) -> Result {
@@ -219,7 +228,8 @@ fn announce_with(
         uuids.history_uuids[1] = v.history[1];
         uuids.history_count = 2;
         uuids.dirty_bits = v.dirty;
-        uuids.uuid_flags = stability(&v, conn.peer_dev(dev.volume).map(|p| p.repl));
+        uuids.uuid_flags =
+            stability(&v, conn.peer_dev(dev.volume).map(|p| p.repl)) | discard_flag(conn);
         if let Some(slot) = uuids.bitmap_uuids.get_mut(conn.peer_node_id as usize) {
             *slot = v.bitmap_uuid;
             uuids.bitmap_uuids_mask = 1u64 << conn.peer_node_id;
@@ -302,7 +312,7 @@ fn decide(
         local: uuid::NodeView {
             node_id: conn.resource.node_id as usize,
             uuids: &mine,
-            flags: stability(&local, Some(peer.repl)),
+            flags: stability(&local, Some(peer.repl)) | discard_flag(conn),
             role: to_state_role(local.role),
             disk: to_state_disk(local.disk),
             dirty_bits: local.dirty,
@@ -328,6 +338,14 @@ fn decide(
         peer_missed_end: false,
     };
     let decision = uuid::sync_handshake(&input);
+    if decision.resolution == uuid::Resolution::DiscardMyData {
+        pr_info!(
+            "{}/{} drbd{}: split brain resolved: this node discards its changes (--discard-my-data)\n",
+            conn.resource.name,
+            dev.volume,
+            dev.minor
+        );
+    }
     pr_info!(
         "{}/{} drbd{}: sync handshake: {} (rule {}, {}) local {:016X} peer {:016X}\n",
         conn.resource.name,
@@ -339,7 +357,15 @@ fn decide(
         local.current,
         peer.peer_uuid
     );
-    match decision.outcome() {
+    let outcome = decision.outcome();
+    if matches!(
+        outcome,
+        uuid::Outcome::NoSync | uuid::Outcome::Source { .. } | uuid::Outcome::Target { .. }
+    ) {
+        // The request was honoured (or not needed): later handshakes are ordinary again.
+        conn.state.lock().discard_my_data = false;
+    }
+    match outcome {
         uuid::Outcome::NoSync => Ok(ReplState::Established),
         uuid::Outcome::Source { full } => {
             if full {
@@ -392,6 +418,9 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
             wire::P_UUIDS110 => on_uuids(conn, volume, &payload),
             wire::P_STATE => on_state(conn, link, volume, &payload),
             wire::P_DATA | wire::P_RS_DATA_REPLY => on_data(conn, link, volume, h.cmd, &payload),
+            wire::P_OUT_OF_SYNC => device_of(conn, volume)
+                .ok_or(Stop::Protocol)
+                .and_then(|dev| crate::resync::on_out_of_sync(&dev, &payload)),
             _ => Err(Stop::Protocol),
         };
         if let Err(stop) = result {
@@ -466,7 +495,7 @@ fn on_state(
             return announce(conn, link, None).map_err(|_| Stop::Broken);
         }
         // A sync in progress: keep going.
-        (ReplState::SyncTarget, ReplState::SyncSource) => {
+        (ReplState::SyncTarget, ReplState::SyncSource | ReplState::WfBitMapS) => {
             conn.update_peer(volume, |p| {
                 if p.peer_dirty > 0 {
                     p.sync_total = p.peer_dirty * crate::oos::SECTORS_PER_BIT;
@@ -474,15 +503,37 @@ fn on_state(
             });
             return Ok(());
         }
-        (ReplState::SyncSource, ReplState::SyncTarget) => return Ok(()),
+        // The target's own blocks have all arrived (they precede this state): start sending.
+        (ReplState::WfBitMapS, ReplState::SyncTarget) => {
+            return start_sync_source(conn, link, &dev);
+        }
+        (ReplState::WfBitMapS, _) => return Ok(()),
         (ReplState::SyncSource, _) => return Ok(()),
         _ => {}
     }
     match decide(conn, &dev, &peer, link) {
-        Ok(ReplState::SyncSource) => start_sync_source(conn, link, &dev),
+        // The target decided first: its bitmap came before this state, start sending.
+        Ok(ReplState::SyncSource) if peer_repl == ReplState::SyncTarget => {
+            start_sync_source(conn, link, &dev)
+        }
+        // Wait for the target's bitmap before sending anything.
+        Ok(ReplState::SyncSource) => {
+            conn.set_repl(volume, ReplState::WfBitMapS);
+            Ok(())
+        }
         Ok(ReplState::SyncTarget) => {
             start_sync_target(conn, &dev, peer.peer_dirty);
-            // Tell the source, which decides on its side when it sees our state.
+            let own = crate::resync::send_own_bitmap(link, &dev)?;
+            if own > 0 {
+                pr_info!(
+                    "{}/{} drbd{}: sent {} KiB changed here to the SyncSource\n",
+                    conn.resource.name,
+                    dev.volume,
+                    dev.minor,
+                    own * crate::oos::SECTORS_PER_BIT / 2
+                );
+            }
+            // Tell the source, which starts sending when it sees this state.
             announce(conn, link, Some((dev.volume, ReplState::SyncTarget)))
                 .map_err(|_| Stop::Broken)
         }
@@ -609,199 +660,6 @@ pub(crate) fn on_ack(
     }
 }
 
-// ---- resync --------------------------------------------------------------------------------
-
-fn start_sync_target(conn: &Connection, dev: &Device, peer_dirty: u64) {
-    let size = dev
-        .state
-        .lock()
-        .backing
-        .as_ref()
-        .map_or(0, |b| b.data_sectors());
-    let total = if peer_dirty > 0 {
-        (peer_dirty * crate::oos::SECTORS_PER_BIT).min(size)
-    } else {
-        size
-    };
-    {
-        let mut st = dev.state.lock();
-        if let Some(b) = st.backing.as_mut() {
-            b.sb.flags &=
-                !(crate::proto::meta::MDF_CONSISTENT | crate::proto::meta::MDF_WAS_UP_TO_DATE);
-            let _ = b.write_superblock();
-        }
-        st.disk_state = DiskState::Inconsistent;
-        crate::events::device(dev, &st, crate::events::Kind::Change);
-    }
-    conn.update_peer(dev.volume, |p| {
-        p.sync_total = total;
-        p.synced = 0;
-    });
-    conn.set_repl(dev.volume, ReplState::SyncTarget);
-    pr_info!(
-        "{}/{} drbd{}: resync started as SyncTarget ({} KiB out of sync)\n",
-        conn.resource.name,
-        dev.volume,
-        dev.minor,
-        total / 2
-    );
-}
-
-fn finish_sync_target(conn: &Connection, dev: &Device, peer: &PeerDev) {
-    {
-        let mut st = dev.state.lock();
-        if let Some(b) = st.backing.as_mut() {
-            if b.sb.current_uuid & !1 != peer.peer_uuid & !1 && b.sb.current_uuid != 0 {
-                let n = b.sb.history_uuids.len();
-                b.sb.history_uuids.copy_within(0..n - 1, 1);
-                b.sb.history_uuids[0] = b.sb.current_uuid & !1;
-            }
-            b.sb.current_uuid = peer.peer_uuid & !1;
-            if let Some(slot) = b.sb.peers.get_mut(conn.peer_node_id as usize) {
-                slot.bitmap_uuid = 0;
-            }
-            b.sb.flags |=
-                crate::proto::meta::MDF_CONSISTENT | crate::proto::meta::MDF_WAS_UP_TO_DATE;
-            let _ = b.write_superblock();
-        }
-        st.disk_state = DiskState::UpToDate;
-        crate::events::device(dev, &st, crate::events::Kind::Change);
-    }
-    conn.set_repl(dev.volume, ReplState::Established);
-    pr_info!(
-        "{}/{} drbd{}: resync done, UpToDate\n",
-        conn.resource.name,
-        dev.volume,
-        dev.minor
-    );
-}
-
-fn start_sync_source(
-    conn: &Arc<Connection>,
-    link: &Arc<Link>,
-    dev: &Arc<Device>,
-) -> Result<(), Stop> {
-    let total = dev.oos.lock().count() * crate::oos::SECTORS_PER_BIT;
-    conn.update_peer(dev.volume, |p| {
-        p.sync_total = total;
-        p.synced = 0;
-    });
-    conn.set_repl(dev.volume, ReplState::SyncSource);
-    if announce(conn, link, Some((dev.volume, ReplState::SyncSource))).is_err() {
-        return Err(Stop::Broken);
-    }
-    pr_info!(
-        "{}/{} drbd{}: resync started as SyncSource ({} KiB out of sync)\n",
-        conn.resource.name,
-        dev.volume,
-        dev.minor,
-        total / 2
-    );
-    let (c, l, d) = (conn.clone(), link.clone(), dev.clone());
-    let name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_s_{}", conn.resource.name))
-        .map_err(|_| Stop::Broken)?;
-    let thread = crate::sys::thread::KThread::spawn(&name, move || run_resync(c, l, d))
-        .map_err(|_| Stop::Broken)?;
-    conn.set_resync_thread(thread);
-    Ok(())
-}
-
-/// Sends every out-of-sync block of `dev` to the peer, then reports Established. A block whose
-/// send fails is marked again (the next resync covers it).
-fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
-    let Ok(mut buf) = KVec::from_elem(0u8, RESYNC_CHUNK, GFP_KERNEL) else {
-        return;
-    };
-    let max_bits = (RESYNC_CHUNK as u64 / 512) / crate::oos::SECTORS_PER_BIT;
-    let mut next = 0u64;
-    let mut sent_sectors = 0u64;
-    loop {
-        if conn.is_stopping() || !conn.is_link(&link) {
-            return;
-        }
-        // Keep a bounded window in flight.
-        while link.rs_in_flight.load(Ordering::Acquire) >= 8 {
-            if conn.is_stopping() || !conn.is_link(&link) {
-                return;
-            }
-            crate::sys::misc::sleep_ms(1);
-        }
-        let _order = dev.sync_lock.lock();
-        let Some((bit, bits)) = dev.oos.lock().take_run(next, max_bits) else {
-            break;
-        };
-        next = bit + bits;
-        let sector = bit * crate::oos::SECTORS_PER_BIT;
-        let lower = dev.io.lock().lower.clone();
-        let Some(lower) = lower else { return };
-        let sectors =
-            (bits * crate::oos::SECTORS_PER_BIT).min(lower.sectors().saturating_sub(sector));
-        let len = (sectors * 512) as usize;
-        if len == 0 {
-            continue;
-        }
-        let chunk = &mut buf.as_mut_slice()[..len];
-        dev.drain();
-        let resend = |dev: &Device| dev.oos.lock().mark(sector, len as u64);
-        if lower.read_into(sector, chunk).is_err() {
-            pr_err!(
-                "drbd{}: resync read failed at sector {}\n",
-                dev.minor,
-                sector
-            );
-            resend(&dev);
-            link.data.shutdown();
-            return;
-        }
-        let dh = DataHeader {
-            sector,
-            block_id: 0,
-            seq_num: 0,
-            dp_flags: 0,
-        };
-        let mut hb = [0u8; DataHeader::SIZE];
-        if dh.encode(&mut hb).is_err() {
-            resend(&dev);
-            return;
-        }
-        link.rs_in_flight.fetch_add(1, Ordering::AcqRel);
-        if link
-            .send_data(wire::P_RS_DATA_REPLY, dev.volume as u16, &[&hb, chunk])
-            .is_err()
-        {
-            resend(&dev);
-            return;
-        }
-        sent_sectors += sectors;
-    }
-    while link.rs_in_flight.load(Ordering::Acquire) > 0 {
-        if conn.is_stopping() || !conn.is_link(&link) {
-            return;
-        }
-        crate::sys::misc::sleep_ms(5);
-    }
-    {
-        let mut st = dev.state.lock();
-        if let Some(b) = st.backing.as_mut() {
-            if let Some(slot) = b.sb.peers.get_mut(conn.peer_node_id as usize) {
-                slot.bitmap_uuid = 0;
-            }
-            let _ = b.write_superblock();
-        }
-    }
-    conn.set_repl(dev.volume, ReplState::Established);
-    pr_info!(
-        "{}/{} drbd{}: resync done ({} KiB sent)\n",
-        conn.resource.name,
-        dev.volume,
-        dev.minor,
-        sent_sectors / 2
-    );
-    if announce(&conn, &link, Some((dev.volume, ReplState::Established))).is_err() {
-        link.data.shutdown();
-    }
-}
-
 // ---- write path ----------------------------------------------------------------------------
 
 /// Where a Primary's write must go besides the local disk.
@@ -829,7 +687,10 @@ pub(crate) fn write_target(dev: &Device) -> WritePath {
             p.volume == dev.volume
                 && matches!(
                     p.repl,
-                    ReplState::Established | ReplState::SyncSource | ReplState::SyncTarget
+                    ReplState::Established
+                        | ReplState::WfBitMapS
+                        | ReplState::SyncSource
+                        | ReplState::SyncTarget
                 )
                 && p.peer_disk >= DiskState::Inconsistent
         });

@@ -2,7 +2,8 @@
 //! full sync from the Primary, both end UpToDate with byte-identical data areas; a file system
 //! written on one node is seen on the other after a role switch; writes made while the link is
 //! cut reach the peer after reconnection, and only those blocks are resynced; both sides writing while apart is a split brain
-//! (both StandAlone, nothing overwritten).
+//! (both StandAlone, nothing overwritten), recovered with `connect --discard-my-data` on one
+//! side (both sides' changes resynced from the other).
 
 mod common;
 
@@ -47,6 +48,16 @@ fn data_hash(n: &Node) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+/// KiB the last resync sent, from the SyncSource's kernel log.
+fn resynced_kib(n: &Node) -> u64 {
+    let log = n.run_ok("dmesg | grep 'resync done (' | tail -n 1");
+    log.split("resync done (")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resync statistics in the log: {log:?}"))
 }
 
 fn up_to_date_both(a: &Node, b: &Node) {
@@ -140,13 +151,7 @@ fn two_nodes_sync_failover_reconnect_split_brain() {
         "data areas differ after reconnect"
     );
     // Only the blocks written while apart were resynced (8 MiB of a 32 MiB device).
-    let log = a.run_ok("dmesg | grep 'resync done (' | tail -n 1");
-    let kib: u64 = log
-        .split("resync done (")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no resync statistics in the log: {log:?}"));
+    let kib = resynced_kib(a);
     assert!(
         (8192..=9216).contains(&kib),
         "resynced {kib} KiB after 8 MiB of disconnected writes"
@@ -163,8 +168,11 @@ fn two_nodes_sync_failover_reconnect_split_brain() {
             60,
         );
     }
-    for n in [a, b] {
-        n.run_ok("drbdsetup primary r0 && dd if=/dev/urandom of=/dev/drbd1 bs=4k count=16 oflag=direct 2>/dev/null");
+    // Different blocks on each side, so recovery must resync both sides' changes.
+    for (n, seek) in [(a, 0), (b, 64)] {
+        n.run_ok(&format!(
+            "drbdsetup primary r0 && dd if=/dev/urandom of=/dev/drbd1 bs=4k count=16 seek={seek} oflag=direct 2>/dev/null"
+        ));
     }
     let hash_b = data_hash(b);
     c.set_link(0, 1, true);
@@ -181,6 +189,33 @@ fn two_nodes_sync_failover_reconnect_split_brain() {
         "no split-brain message in the kernel log"
     );
     assert_eq!(hash_b, data_hash(b), "split brain overwrote data");
+
+    // Recovery as the guides do it: B gives up its changes, A connects again (no disconnect
+    // first: a StandAlone connection after a split brain takes `connect` directly).
+    b.run_ok("drbdsetup secondary r0 && drbdsetup disconnect r0 0 && drbdsetup connect r0 0 --discard-my-data");
+    a.run_ok("drbdsetup connect r0 1");
+    up_to_date_both(a, b);
+    assert_eq!(
+        data_hash(a),
+        data_hash(b),
+        "B differs from A after --discard-my-data"
+    );
+    // A's 16 blocks and B's own 16 blocks, nothing else.
+    assert_eq!(resynced_kib(a), 128, "resync after split-brain recovery");
+    assert!(
+        b.run_ok("dmesg").contains("discards its changes"),
+        "no resolution message on B"
+    );
+    // The flag is used up: a plain reconnect does not discard anything again.
+    b.run_ok("drbdsetup disconnect r0 0 && drbdsetup connect r0 0");
+    up_to_date_both(a, b);
+    let resolutions = b.run_ok("dmesg | grep -c 'discards its changes' || true");
+    assert_eq!(resolutions.trim(), "1", "--discard-my-data applied twice");
+    assert_eq!(
+        data_hash(a),
+        data_hash(b),
+        "data differ after a plain reconnect"
+    );
 
     for n in [a, b] {
         n.run_ok("drbdsetup down r0 && rmmod drbd");

@@ -1,0 +1,269 @@
+//! Resync between the two sides of a connection.
+//!
+//! Direction and extent come from the sync handshake (`replication::decide`). Before the
+//! SyncSource sends anything, the bitmaps are merged: the SyncTarget sends the blocks it
+//! changed itself (a split-brain victim's writes, `--discard-my-data`) as `P_OUT_OF_SYNC`
+//! runs, then its `SyncTarget` state; the source waits in `WFBitMapS` until that state
+//! arrives, so every block either side changed is resent. The SyncSource then sends runs of
+//! up to 256 KiB (`P_RS_DATA_REPLY`), each read and sent under `Device::sync_lock` after
+//! draining local I/O, so a chunk never overtakes a newer mirrored write.
+//!
+//! Threads: the bitmap exchange runs in the data-stream receiver; the sender runs in its own
+//! `drbd_s_<resource>` thread, owned by `ConnectionState::resync`.
+
+use crate::connection::{Connection, PeerDev};
+use crate::device::Device;
+use crate::proto::wire::{self, BlockDesc, DataHeader};
+use crate::replication::{announce, Link, Stop};
+use crate::spec::generated::{DiskState, ReplState};
+use core::sync::atomic::Ordering;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// Resync chunk size (also the largest application write: DRBD's max-bio-size is 1 MiB).
+const RESYNC_CHUNK: usize = 256 * 1024;
+/// Largest run announced in one `P_OUT_OF_SYNC` (bits; 1 GiB of 4 KiB blocks).
+const MAX_OOS_RUN_BITS: u64 = 1 << 18;
+/// Resync chunks in flight before the sender waits for acknowledgements.
+const RESYNC_WINDOW: u32 = 8;
+
+/// SyncTarget side of the bitmap exchange: sends every block this node marked itself and
+/// forgets them (the source now owns them and resends them). Runs in the receiver thread,
+/// before the `SyncTarget` state goes out on the same stream.
+pub(crate) fn send_own_bitmap(link: &Link, dev: &Device) -> Result<u64, Stop> {
+    let mut next = 0u64;
+    let mut sent = 0u64;
+    loop {
+        let run = dev.oos.lock().take_run(next, MAX_OOS_RUN_BITS);
+        let Some((bit, bits)) = run else { break };
+        next = bit + bits;
+        let sector = bit * crate::oos::SECTORS_PER_BIT;
+        let desc = BlockDesc {
+            sector,
+            blksize: (bits * crate::oos::SECTORS_PER_BIT * 512) as u32,
+        };
+        let mut b = [0u8; BlockDesc::SIZE];
+        let ok = desc.encode(&mut b).is_ok()
+            && link
+                .send_data(wire::P_OUT_OF_SYNC, dev.volume as u16, &[&b])
+                .is_ok();
+        if !ok {
+            // Keep the run: the next handshake sends it again.
+            dev.oos.lock().mark(sector, u64::from(desc.blksize));
+            return Err(Stop::Broken);
+        }
+        sent += bits;
+    }
+    Ok(sent)
+}
+
+/// `P_OUT_OF_SYNC` from the peer: these blocks differ, mark them for the resync.
+pub(crate) fn on_out_of_sync(dev: &Device, payload: &[u8]) -> Result<(), Stop> {
+    let desc = BlockDesc::decode(payload).map_err(|_| Stop::Protocol)?;
+    let end = desc
+        .sector
+        .checked_add(u64::from(desc.blksize).div_ceil(512))
+        .ok_or(Stop::Protocol)?;
+    let data_sectors = dev
+        .state
+        .lock()
+        .backing
+        .as_ref()
+        .map_or(0, |b| b.data_sectors());
+    if end > data_sectors {
+        return Err(Stop::Protocol);
+    }
+    dev.oos.lock().mark(desc.sector, u64::from(desc.blksize));
+    Ok(())
+}
+
+pub(crate) fn start_sync_target(conn: &Connection, dev: &Device, peer_dirty: u64) {
+    let size = dev
+        .state
+        .lock()
+        .backing
+        .as_ref()
+        .map_or(0, |b| b.data_sectors());
+    let total = if peer_dirty > 0 {
+        (peer_dirty * crate::oos::SECTORS_PER_BIT).min(size)
+    } else {
+        size
+    };
+    {
+        let mut st = dev.state.lock();
+        if let Some(b) = st.backing.as_mut() {
+            b.sb.flags &=
+                !(crate::proto::meta::MDF_CONSISTENT | crate::proto::meta::MDF_WAS_UP_TO_DATE);
+            let _ = b.write_superblock();
+        }
+        st.disk_state = DiskState::Inconsistent;
+        crate::events::device(dev, &st, crate::events::Kind::Change);
+    }
+    conn.update_peer(dev.volume, |p| {
+        p.sync_total = total;
+        p.synced = 0;
+    });
+    conn.set_repl(dev.volume, ReplState::SyncTarget);
+    pr_info!(
+        "{}/{} drbd{}: resync started as SyncTarget ({} KiB out of sync)\n",
+        conn.resource.name,
+        dev.volume,
+        dev.minor,
+        total / 2
+    );
+}
+
+pub(crate) fn finish_sync_target(conn: &Connection, dev: &Device, peer: &PeerDev) {
+    {
+        let mut st = dev.state.lock();
+        if let Some(b) = st.backing.as_mut() {
+            if b.sb.current_uuid & !1 != peer.peer_uuid & !1 && b.sb.current_uuid != 0 {
+                let n = b.sb.history_uuids.len();
+                b.sb.history_uuids.copy_within(0..n - 1, 1);
+                b.sb.history_uuids[0] = b.sb.current_uuid & !1;
+            }
+            b.sb.current_uuid = peer.peer_uuid & !1;
+            if let Some(slot) = b.sb.peers.get_mut(conn.peer_node_id as usize) {
+                slot.bitmap_uuid = 0;
+            }
+            b.sb.flags |=
+                crate::proto::meta::MDF_CONSISTENT | crate::proto::meta::MDF_WAS_UP_TO_DATE;
+            let _ = b.write_superblock();
+        }
+        st.disk_state = DiskState::UpToDate;
+        crate::events::device(dev, &st, crate::events::Kind::Change);
+    }
+    conn.set_repl(dev.volume, ReplState::Established);
+    pr_info!(
+        "{}/{} drbd{}: resync done, UpToDate\n",
+        conn.resource.name,
+        dev.volume,
+        dev.minor
+    );
+}
+
+pub(crate) fn start_sync_source(
+    conn: &Arc<Connection>,
+    link: &Arc<Link>,
+    dev: &Arc<Device>,
+) -> Result<(), Stop> {
+    let total = dev.oos.lock().count() * crate::oos::SECTORS_PER_BIT;
+    conn.update_peer(dev.volume, |p| {
+        p.sync_total = total;
+        p.synced = 0;
+    });
+    conn.set_repl(dev.volume, ReplState::SyncSource);
+    if announce(conn, link, Some((dev.volume, ReplState::SyncSource))).is_err() {
+        return Err(Stop::Broken);
+    }
+    pr_info!(
+        "{}/{} drbd{}: resync started as SyncSource ({} KiB out of sync)\n",
+        conn.resource.name,
+        dev.volume,
+        dev.minor,
+        total / 2
+    );
+    let (c, l, d) = (conn.clone(), link.clone(), dev.clone());
+    let name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_s_{}", conn.resource.name))
+        .map_err(|_| Stop::Broken)?;
+    let thread = crate::sys::thread::KThread::spawn(&name, move || run_resync(c, l, d))
+        .map_err(|_| Stop::Broken)?;
+    conn.set_resync_thread(thread);
+    Ok(())
+}
+
+/// Sends every out-of-sync block of `dev` to the peer, then reports Established. A block whose
+/// send fails is marked again (the next resync covers it).
+fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
+    let Ok(mut buf) = KVec::from_elem(0u8, RESYNC_CHUNK, GFP_KERNEL) else {
+        return;
+    };
+    let max_bits = (RESYNC_CHUNK as u64 / 512) / crate::oos::SECTORS_PER_BIT;
+    let mut next = 0u64;
+    let mut sent_sectors = 0u64;
+    loop {
+        if conn.is_stopping() || !conn.is_link(&link) {
+            return;
+        }
+        // Keep a bounded window in flight.
+        while link.rs_in_flight.load(Ordering::Acquire) >= RESYNC_WINDOW {
+            if conn.is_stopping() || !conn.is_link(&link) {
+                return;
+            }
+            crate::sys::misc::sleep_ms(1);
+        }
+        let _order = dev.sync_lock.lock();
+        let Some((bit, bits)) = dev.oos.lock().take_run(next, max_bits) else {
+            break;
+        };
+        next = bit + bits;
+        let sector = bit * crate::oos::SECTORS_PER_BIT;
+        let lower = dev.io.lock().lower.clone();
+        let Some(lower) = lower else { return };
+        let sectors =
+            (bits * crate::oos::SECTORS_PER_BIT).min(lower.sectors().saturating_sub(sector));
+        let len = (sectors * 512) as usize;
+        if len == 0 {
+            continue;
+        }
+        let chunk = &mut buf.as_mut_slice()[..len];
+        dev.drain();
+        let resend = |dev: &Device| dev.oos.lock().mark(sector, len as u64);
+        if lower.read_into(sector, chunk).is_err() {
+            pr_err!(
+                "drbd{}: resync read failed at sector {}\n",
+                dev.minor,
+                sector
+            );
+            resend(&dev);
+            link.data.shutdown();
+            return;
+        }
+        let dh = DataHeader {
+            sector,
+            block_id: 0,
+            seq_num: 0,
+            dp_flags: 0,
+        };
+        let mut hb = [0u8; DataHeader::SIZE];
+        if dh.encode(&mut hb).is_err() {
+            resend(&dev);
+            return;
+        }
+        link.rs_in_flight.fetch_add(1, Ordering::AcqRel);
+        if link
+            .send_data(wire::P_RS_DATA_REPLY, dev.volume as u16, &[&hb, chunk])
+            .is_err()
+        {
+            resend(&dev);
+            return;
+        }
+        sent_sectors += sectors;
+    }
+    while link.rs_in_flight.load(Ordering::Acquire) > 0 {
+        if conn.is_stopping() || !conn.is_link(&link) {
+            return;
+        }
+        crate::sys::misc::sleep_ms(5);
+    }
+    {
+        let mut st = dev.state.lock();
+        if let Some(b) = st.backing.as_mut() {
+            if let Some(slot) = b.sb.peers.get_mut(conn.peer_node_id as usize) {
+                slot.bitmap_uuid = 0;
+            }
+            let _ = b.write_superblock();
+        }
+    }
+    conn.set_repl(dev.volume, ReplState::Established);
+    pr_info!(
+        "{}/{} drbd{}: resync done ({} KiB sent)\n",
+        conn.resource.name,
+        dev.volume,
+        dev.minor,
+        sent_sectors / 2
+    );
+    if announce(&conn, &link, Some((dev.volume, ReplState::Established))).is_err() {
+        link.data.shutdown();
+    }
+}
