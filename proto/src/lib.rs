@@ -18,6 +18,7 @@ pub mod codec;
 pub mod crc32c;
 pub mod handshake;
 pub mod meta;
+pub mod replica;
 pub mod state;
 pub mod uuid;
 pub mod wire;
