@@ -452,6 +452,8 @@ pub enum RoleError {
     NoUpToDateDisk,
     /// Application writes are in flight.
     InUse,
+    /// This node is the target of a running resync.
+    ResyncRunning,
 }
 
 /// A protocol violation by the peer.
@@ -461,7 +463,7 @@ pub enum ProtocolError {
     NotConnected,
     /// A range beyond the end of the device.
     OutOfRange,
-    /// A replicated write while we are Primary.
+    /// A replicated write, or a Primary peer, while we are Primary.
     TwoPrimaries,
     /// Resync data while we are not SyncTarget.
     UnexpectedResync,
@@ -842,6 +844,9 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>, const N: usize> Replica<B, N> {
         }
         if self.link_up && self.peer.role == Role::Primary {
             return Err(RoleError::PeerPrimary);
+        }
+        if self.link_up && matches!(self.repl, ReplState::WFBitMapT | ReplState::SyncTarget) {
+            return Err(RoleError::ResyncRunning);
         }
         if self.disk != DiskState::UpToDate && !force {
             return Err(RoleError::NoUpToDateDisk);
@@ -1233,6 +1238,12 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>, const N: usize> Replica<B, N> {
             self.pump(out);
             return;
         }
+        if kind == AckKind::Neg {
+            // Also after a P_RECV_ACK freed the slot (protocols A, B).
+            if self.in_range(a.sector, u64::from(a.blksize)) {
+                self.mark_sectors(a.sector, a.blksize, out);
+            }
+        }
         let Some(i) = a
             .block_id
             .checked_sub(1)
@@ -1266,6 +1277,13 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>, const N: usize> Replica<B, N> {
         self.peer.disk = disk;
         let peer_repl = ReplState::from_u32(s.conn());
         self.peer.repl = peer_repl;
+        if self.conn == ConnState::Connected
+            && self.role == Role::Primary
+            && self.peer.role == Role::Primary
+        {
+            // Both promoted at once: two primaries are not supported.
+            return Err(ProtocolError::TwoPrimaries);
+        }
         match self.conn {
             ConnState::Connecting => {
                 if !self.peer.have_uuids {

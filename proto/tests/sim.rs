@@ -67,6 +67,8 @@ struct PendingIo {
     io: Io,
     /// Application write: the data reaches the disk at completion.
     apply: Option<(usize, Vec<u8>)>,
+    /// Report a failure.
+    fail: bool,
 }
 
 struct Host {
@@ -79,6 +81,8 @@ struct Host {
     drops: Vec<DropReason>,
     outcomes: Vec<Outcome>,
     resyncs_done: u32,
+    /// Replicated writes from the peer fail (and leave the disk alone).
+    fail_peer_writes: bool,
 }
 
 #[derive(Default, Clone, Copy, Debug)]
@@ -86,6 +90,24 @@ struct Stats {
     rs_packets: u64,
     rs_bytes: u64,
     data_packets: u64,
+    writes: u64,
+    cuts: u64,
+    cuts_while_syncing: u64,
+    failovers: u64,
+    resyncs: u64,
+}
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        self.rs_packets += o.rs_packets;
+        self.rs_bytes += o.rs_bytes;
+        self.data_packets += o.data_packets;
+        self.writes += o.writes;
+        self.cuts += o.cuts;
+        self.cuts_while_syncing += o.cuts_while_syncing;
+        self.failovers += o.failovers;
+        self.resyncs += o.resyncs;
+    }
 }
 
 struct Sim {
@@ -103,6 +125,8 @@ struct Sim {
     busy: HashSet<usize>,
     stats: Stats,
     trace: VecDeque<String>,
+    /// Tests that provoke protocol errors set this.
+    allow_protocol_errors: bool,
 }
 
 fn pattern(tag: u64, block: usize) -> Vec<u8> {
@@ -136,6 +160,7 @@ impl Sim {
                 drops: Vec::new(),
                 outcomes: Vec::new(),
                 resyncs_done: 0,
+                fail_peer_writes: false,
             }
         };
         Sim {
@@ -150,6 +175,7 @@ impl Sim {
             busy: HashSet::new(),
             stats: Stats::default(),
             trace: VecDeque::new(),
+            allow_protocol_errors: false,
         }
     }
 
@@ -175,7 +201,7 @@ impl Sim {
                 h.r.writes_in_flight(),
                 h.r.uuids().current,
                 h.r.uuids().bitmap[1 - i],
-                h.drops
+                &h.drops[h.drops.len().saturating_sub(4)..]
             );
         }
         s += &format!(
@@ -256,14 +282,22 @@ impl Sim {
                             self.h[n].ios.push(PendingIo {
                                 io,
                                 apply: Some((first, data)),
+                                fail: false,
                             });
                         }
                         Payload::Received => {
                             assert_eq!(received.len(), bytes as usize);
-                            for (i, chunk) in received.chunks(BLOCK_SIZE as usize).enumerate() {
-                                self.h[n].disk[first + i].copy_from_slice(chunk);
+                            let fail = self.h[n].fail_peer_writes && matches!(io, Io::Peer { .. });
+                            if !fail {
+                                for (i, chunk) in received.chunks(BLOCK_SIZE as usize).enumerate() {
+                                    self.h[n].disk[first + i].copy_from_slice(chunk);
+                                }
                             }
-                            self.h[n].ios.push(PendingIo { io, apply: None });
+                            self.h[n].ios.push(PendingIo {
+                                io,
+                                apply: None,
+                                fail,
+                            });
                         }
                         other => panic!("unexpected write payload {other:?}"),
                     }
@@ -276,12 +310,22 @@ impl Sim {
                     assert!(ok);
                     let (block, data) = self.h[n].writes.remove(&tag).expect("known write");
                     self.busy.remove(&block);
-                    if replicated && self.protocol == Protocol::C {
-                        // Protocol C: the peer has it on its disk now.
+                    let on_peer = self.h[1 - n].disk[block][..] == data[..];
+                    let faulty = self.h[1 - n].fail_peer_writes;
+                    if replicated && (self.protocol == Protocol::C || !faulty) {
+                        assert!(
+                            on_peer,
+                            "write {tag} to block {block} confirmed but not on the peer"
+                        );
+                    }
+                    if self.protocol == Protocol::C && !on_peer {
+                        // Protocol C: completed means on the peer's disk,
+                        // or known to the Primary as out of sync.
+                        let bit = self.h[n].r.bitmap()[block / 64] >> (block % 64) & 1;
                         assert_eq!(
-                            &self.h[1 - n].disk[block][..],
-                            &data[..],
-                            "protocol C write {tag} to block {block} acked but not on the peer"
+                            bit, 1,
+                            "protocol C write {tag} to block {block} completed, not on the peer and not marked\n{}",
+                            self.dump()
                         );
                     }
                     self.model.insert(block, data);
@@ -307,7 +351,10 @@ impl Sim {
                     self.note(format!("node {n} handshake: {o:?}"));
                     self.h[n].outcomes.push(o);
                 }
-                Action::ResyncDone => self.h[n].resyncs_done += 1,
+                Action::ResyncDone => {
+                    self.h[n].resyncs_done += 1;
+                    self.stats.resyncs += 1;
+                }
             }
         }
     }
@@ -330,6 +377,18 @@ impl Sim {
 
     fn cut(&mut self) {
         self.note("link cut".into());
+        self.stats.cuts += 1;
+        if self.h.iter().any(|h| {
+            matches!(
+                h.r.repl(),
+                ReplState::WFBitMapS
+                    | ReplState::WFBitMapT
+                    | ReplState::SyncSource
+                    | ReplState::SyncTarget
+            )
+        }) {
+            self.stats.cuts_while_syncing += 1;
+        }
         self.physical = false;
         self.teardown();
     }
@@ -363,6 +422,10 @@ impl Sim {
         let data = data.to_vec();
         let r = self.call(to, &data, |m, a| m.on_packet(&pkt, data.len(), a));
         if let Err(e) = r {
+            self.note(format!("protocol error at node {to}: {e:?}"));
+            if self.allow_protocol_errors {
+                return;
+            }
             panic!("protocol error at node {to}: {e:?}\n{}", self.dump());
         }
     }
@@ -374,7 +437,7 @@ impl Sim {
                 self.h[n].disk[first + i].copy_from_slice(chunk);
             }
         }
-        self.call(n, &[], |m, a| m.local_write_done(p.io, true, a));
+        self.call(n, &[], |m, a| m.local_write_done(p.io, !p.fail, a));
     }
 
     /// Submit a write of one block on node `n`; returns false if refused.
@@ -394,6 +457,7 @@ impl Sim {
             return false;
         }
         self.busy.insert(block);
+        self.stats.writes += 1;
         true
     }
 
@@ -820,12 +884,92 @@ fn hostile_packets_drop_the_link_without_panicking() {
     assert!(Packet::decode(wire::P_UUIDS110, &[0u8; 41]).is_err());
 }
 
+#[test]
+fn failed_peer_writes_are_marked_and_resynced_later() {
+    for protocol in [Protocol::A, Protocol::B, Protocol::C] {
+        let mut s = Sim::synced_pair(11, protocol);
+        s.h[1].fail_peer_writes = true;
+        for b in [5, 6, 90] {
+            assert!(s.write(0, b));
+        }
+        s.quiesce();
+        assert_eq!(s.h[0].r.out_of_sync(), 3, "{protocol:?}");
+        assert_eq!(s.h[0].r.repl(), ReplState::Established);
+        s.h[1].fail_peer_writes = false;
+        // The next new generation brings them over.
+        s.cut();
+        s.restore();
+        let before = s.stats;
+        s.quiesce();
+        s.assert_converged();
+        assert_eq!(s.stats.rs_packets - before.rs_packets, 2, "5-6 and 90");
+    }
+}
+
+#[test]
+fn promotion_during_the_handshake_retries_the_connection() {
+    let mut s = Sim::synced_pair(12, Protocol::C);
+    s.demote(0);
+    s.quiesce();
+    s.cut();
+    s.restore();
+    s.maybe_connect();
+    assert!(s.logical);
+    // B's UUIDs are already on the wire when it starts a new generation.
+    s.promote(1, false);
+    s.quiesce();
+    assert!(s.h[1].drops.contains(&DropReason::Retry), "{}", s.dump());
+    s.assert_converged();
+    assert_eq!(s.h[1].r.role(), Role::Primary);
+    assert!(s.write(1, 3));
+    s.quiesce();
+    s.assert_converged();
+}
+
+#[test]
+fn concurrent_promotions_end_in_split_brain() {
+    let mut s = Sim::synced_pair(13, Protocol::C);
+    s.allow_protocol_errors = true;
+    s.demote(0);
+    s.quiesce();
+    // Both promote before either hears of the other.
+    s.promote(0, false);
+    s.promote(1, false);
+    s.quiesce();
+    for h in &s.h {
+        assert_eq!(h.r.conn(), ConnState::StandAlone, "{}", s.dump());
+        assert_eq!(h.drops.last(), Some(&DropReason::SplitBrain));
+    }
+    assert!(s.h.iter().any(|h| h.drops.contains(&DropReason::Protocol(
+        proto::replica::ProtocolError::TwoPrimaries
+    ))));
+}
+
+#[test]
+fn admin_disconnect_and_reconnect() {
+    let mut s = Sim::synced_pair(14, Protocol::B);
+    s.call(0, &[], |m, a| m.disconnect(a));
+    assert!(!s.logical);
+    assert_eq!(s.h[0].r.conn(), ConnState::StandAlone);
+    assert_eq!(s.h[1].r.conn(), ConnState::Unconnected);
+    for b in [1, 3, 5, 7] {
+        assert!(s.write(0, b));
+    }
+    s.quiesce();
+    assert!(!s.logical, "StandAlone does not connect");
+    let before = s.stats;
+    s.connect(0, false);
+    s.quiesce();
+    s.assert_converged();
+    assert_eq!(s.stats.rs_packets - before.rs_packets, 4);
+}
+
 // ---- random schedules ------------------------------------------------------------------------
 
 /// One seed: fresh pair, full sync, then rounds of random writes, link
 /// cuts and restores, each followed by quiescence and the invariants, and
 /// sometimes a failover.
-fn random_run(seed: u64) {
+fn random_run(seed: u64) -> Stats {
     let protocol = [Protocol::A, Protocol::B, Protocol::C][(seed % 3) as usize];
     let mut s = Sim::synced_pair(seed, protocol);
     s.assert_converged();
@@ -874,24 +1018,38 @@ fn random_run(seed: u64) {
             s.promote(1 - p, false);
             s.quiesce();
             s.assert_converged();
+            s.stats.failovers += 1;
         }
     }
+    s.stats
 }
 
 #[test]
 fn random_schedules() {
     let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
         Ok(v) => vec![v.parse().expect("SIM_SEED is a number")],
-        Err(_) => (0..240).collect(),
+        Err(_) => (0..500).collect(),
     };
+    let all = seeds.len() > 1;
+    let mut total = Stats::default();
     for seed in seeds {
-        if let Err(e) = std::panic::catch_unwind(|| random_run(seed)) {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            panic!("seed {seed} failed (replay: SIM_SEED={seed} cargo test -p proto --test sim random_): {msg}");
+        match std::panic::catch_unwind(|| random_run(seed)) {
+            Ok(st) => total.add(&st),
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                panic!("seed {seed} failed (replay: SIM_SEED={seed} cargo test -p proto --test sim random_): {msg}");
+            }
         }
+    }
+    println!("random schedules: {total:?}");
+    if all {
+        // The schedules must reach the interesting cases.
+        assert!(total.cuts_while_syncing > 50, "{total:?}");
+        assert!(total.failovers > 100, "{total:?}");
+        assert!(total.resyncs > 500, "{total:?}");
     }
 }
