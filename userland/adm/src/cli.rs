@@ -65,7 +65,7 @@ fn allowed(cmd: &str) -> &'static [&'static str] {
             "al-stripes=",
             "al-stripe-size-kB=",
         ],
-        "wait-connect" => &[
+        "wait-connect" | "wait-sync" => &[
             "wfc-timeout=",
             "degr-wfc-timeout=",
             "outdated-wfc-timeout=",
@@ -217,6 +217,7 @@ const COMMANDS: &[&str] = &[
     "adjust",
     "adjust-with-progress",
     "wait-connect",
+    "wait-sync",
     "role",
     "cstate",
     "dstate",
@@ -404,7 +405,7 @@ struct Target {
     sel: Sel,
 }
 
-fn find_helper(explicit: Option<&str>, name: &str) -> Option<PathBuf> {
+pub(crate) fn find_helper(explicit: Option<&str>, name: &str) -> Option<PathBuf> {
     if let Some(e) = explicit {
         return Some(PathBuf::from(e));
     }
@@ -791,7 +792,7 @@ fn run_command(cfg: &Config, cli: &Cli, cmd: &str, opts: &Opts, out: &mut dyn Wr
             let mut args = vec!["status".to_string()];
             args.extend(cli.cmd_opts.iter().cloned());
             let c = Call {
-                stage: 1,
+                stage: crate::cmds::stage::RESOURCE,
                 res_order: 0,
                 res: String::new(),
                 tool: Tool::Setup,
@@ -819,6 +820,9 @@ fn run_command(cfg: &Config, cli: &Cli, cmd: &str, opts: &Opts, out: &mut dyn Wr
     if cmd.starts_with("sh-") {
         return sh_command(cfg, cmd, &targets, out);
     }
+    if cmd == "wait-sync" && !opts.dry {
+        return wait_sync(opts, &targets, &cli.cmd_opts, out);
+    }
     let pass = &cli.cmd_opts;
     let mut calls = Vec::new();
     let mut missing_disk = false;
@@ -840,7 +844,13 @@ fn run_command(cfg: &Config, cli: &Cli, cmd: &str, opts: &Opts, out: &mut dyn Wr
                     .filter(|p| !p.starts_with("--skip-"))
                     .cloned()
                     .collect();
-                let running = adjust::running_state(opts, &t.local.name);
+                let running = match adjust::running_state(opts, &t.local.name) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return EXIT_CONFIG;
+                    }
+                };
                 let mut b2 = Builder::new(&t.local, &t.sel, order, &conn_pass);
                 match running {
                     Some(state) => adjust::adjust(&mut b2, &state, skip_disk, skip_net),
@@ -859,6 +869,7 @@ fn run_command(cfg: &Config, cli: &Cli, cmd: &str, opts: &Opts, out: &mut dyn Wr
                     b.per_resource("wait-connect-resource")
                 }
             }
+            "wait-sync" => b.per_resource("wait-sync-resource"),
             "connect" | "disconnect" | "cstate" => b.per_peer(cmd),
             "attach" => b.attach(),
             "detach" => b.per_minor("detach", true),
@@ -889,7 +900,7 @@ fn run_command(cfg: &Config, cli: &Cli, cmd: &str, opts: &Opts, out: &mut dyn Wr
                 ];
                 a.extend(crate::cmds::opt_args(&t.local.res_opts));
                 b.out.push(Call {
-                    stage: 1,
+                    stage: crate::cmds::stage::RESOURCE,
                     res_order: order,
                     res: t.local.name.clone(),
                     tool: Tool::Setup,
@@ -912,7 +923,7 @@ fn run_command(cfg: &Config, cli: &Cli, cmd: &str, opts: &Opts, out: &mut dyn Wr
                         a.push("--diskless".into());
                     }
                     b.out.push(Call {
-                        stage: 2,
+                        stage: crate::cmds::stage::MINOR,
                         res_order: order,
                         res: t.local.name.clone(),
                         tool: Tool::Setup,
@@ -1042,4 +1053,87 @@ fn sh_command(cfg: &Config, cmd: &str, targets: &[Target], out: &mut dyn Write) 
         }
     }
     rc
+}
+
+/// `drbdadm wait-sync`: polls `drbdsetup events2 --now RES` until every peer device of the
+/// selected resources is Established with an UpToDate peer disk. On a terminal the progress is
+/// a bar redrawn in place; otherwise a plain line is printed per change of state or percent.
+/// `--wfc-timeout=N` gives up after N seconds (exit code 5); 0 or none waits forever.
+fn wait_sync(opts: &Opts, targets: &[Target], cmd_opts: &[String], out: &mut dyn Write) -> i32 {
+    use crate::progress::{
+        finished, parse_events_now, plain_key, redraw_prefix, render_plain, render_tty,
+    };
+    use std::io::IsTerminal;
+    let timeout = cmd_opts
+        .iter()
+        .find_map(|o| o.strip_prefix("--wfc-timeout="))
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&t| t > 0)
+        .map(std::time::Duration::from_secs);
+    let Some(prog) = find_helper(opts.setup.as_deref(), "drbdsetup") else {
+        eprintln!("drbdadm: drbdsetup not found");
+        return EXIT_NO_HELPER;
+    };
+    let tty = std::io::stdout().is_terminal();
+    let width = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .unwrap_or(80);
+    let start = std::time::Instant::now();
+    for t in targets {
+        let res = &t.local.name;
+        let mut drawn = 0usize;
+        let mut last_key = String::new();
+        loop {
+            let text = match Command::new(&prog)
+                .args(["events2", "--now", res])
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .output()
+            {
+                Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+                Err(e) => {
+                    eprintln!("drbdadm: {}: {e}", prog.display());
+                    return EXIT_NO_HELPER;
+                }
+            };
+            let snap = parse_events_now(&text, res);
+            if !snap.exists {
+                if drawn > 0 {
+                    let _ = writeln!(out);
+                }
+                eprintln!("{res}: No such resource");
+                return EXIT_CONFIG;
+            }
+            if tty {
+                let lines = render_tty(res, &snap, width);
+                let _ = write!(out, "{}{}", redraw_prefix(drawn), lines.join("\n"));
+                drawn = lines.len();
+            } else {
+                let key = plain_key(&snap);
+                if key != last_key {
+                    for l in render_plain(res, &snap) {
+                        let _ = writeln!(out, "{l}");
+                    }
+                    last_key = key;
+                }
+            }
+            let _ = out.flush();
+            if finished(&snap) {
+                break;
+            }
+            if timeout.is_some_and(|d| start.elapsed() >= d) {
+                if tty {
+                    let _ = writeln!(out);
+                }
+                eprintln!("{res}: timed out waiting for the resync to finish");
+                return 5;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        if tty {
+            let _ = writeln!(out);
+        }
+    }
+    0
 }

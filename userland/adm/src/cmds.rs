@@ -39,22 +39,34 @@ pub struct Sel {
     pub peer: Option<String>,
 }
 
-/// Stages of `up`/`adjust`.
+/// Stages of `up`/`adjust` (calls run stage by stage; gaps leave room for adjust's steps).
 pub mod stage {
     /// new-resource / resource-options.
-    pub const RESOURCE: u8 = 1;
+    pub const RESOURCE: u8 = 10;
+    /// adjust: detach and del-minor of volumes that change or go away.
+    pub const DISK_DOWN: u8 = 15;
     /// new-minor.
-    pub const MINOR: u8 = 2;
-    /// new-peer / net-options.
-    pub const PEER: u8 = 3;
+    pub const MINOR: u8 = 20;
+    /// adjust: disconnect.
+    pub const NET_DOWN: u8 = 25;
+    /// adjust: del-peer.
+    pub const DEL_PEER: u8 = 26;
+    /// adjust: del-path.
+    pub const DEL_PATH: u8 = 27;
+    /// new-peer.
+    pub const PEER: u8 = 30;
     /// new-path.
-    pub const PATH: u8 = 4;
+    pub const PATH: u8 = 40;
+    /// adjust: net-options.
+    pub const NET_OPTS: u8 = 45;
     /// peer-device-options.
-    pub const PEER_DEVICE: u8 = 5;
+    pub const PEER_DEVICE: u8 = 50;
+    /// adjust: disk-options.
+    pub const DISK_OPTS: u8 = 55;
     /// apply-al + attach.
-    pub const ATTACH: u8 = 6;
+    pub const ATTACH: u8 = 60;
     /// connect.
-    pub const CONNECT: u8 = 7;
+    pub const CONNECT: u8 = 70;
 }
 
 /// `--key=value` for each option.
@@ -93,7 +105,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn push(&mut self, stage: u8, tool: Tool, args: Vec<String>) {
+    pub(crate) fn push(&mut self, stage: u8, tool: Tool, args: Vec<String>) {
         self.out.push(Call {
             stage,
             res_order: self.order,
@@ -104,7 +116,7 @@ impl<'a> Builder<'a> {
         });
     }
 
-    fn vols(&self) -> Vec<&'a LocalVolume> {
+    pub(crate) fn vols(&self) -> Vec<&'a LocalVolume> {
         let l: &'a Local = self.l;
         l.volumes
             .iter()
@@ -112,7 +124,7 @@ impl<'a> Builder<'a> {
             .collect()
     }
 
-    fn peers(&self) -> Vec<&'a Peer> {
+    pub(crate) fn peers(&self) -> Vec<&'a Peer> {
         let l: &'a Local = self.l;
         l.peers
             .iter()
@@ -135,7 +147,7 @@ impl<'a> Builder<'a> {
         ])
     }
 
-    fn with_pass(&self, mut args: Vec<String>) -> Vec<String> {
+    pub(crate) fn with_pass(&self, mut args: Vec<String>) -> Vec<String> {
         args.extend(self.pass.iter().cloned());
         args
     }
@@ -176,45 +188,52 @@ impl<'a> Builder<'a> {
     }
 
     fn peers_up(&mut self, adjust: bool) {
-        let l = self.l;
         for p in self.peers() {
-            let mut a = vec!["new-peer".into(), l.name.clone(), Self::s(p.node_id)];
-            a.extend(opt_args(&p.net));
-            self.push(stage::PEER, Tool::Setup, a);
-        }
-        for p in self.peers() {
-            for (mine, theirs) in &p.paths {
-                let a = vec![
-                    "new-path".into(),
-                    l.name.clone(),
-                    Self::s(p.node_id),
-                    mine.setup_arg(),
-                    theirs.setup_arg(),
-                ];
-                self.push(stage::PATH, Tool::Setup, a);
-            }
-        }
-        for p in self.peers() {
-            for (vnr, o) in &p.pd {
-                if self.sel.vol.is_some_and(|n| n != *vnr) || o.is_empty() {
-                    continue;
-                }
-                let mut a = vec![
-                    "peer-device-options".into(),
-                    l.name.clone(),
-                    Self::s(p.node_id),
-                    Self::s(vnr),
-                ];
-                if adjust {
-                    a.push("--set-defaults".into());
-                }
-                a.extend(opt_args(o));
-                self.push(stage::PEER_DEVICE, Tool::Setup, a);
-            }
+            self.peer_up(p, adjust);
         }
     }
 
-    fn attach_volume(&mut self, v: &LocalVolume) {
+    /// new-peer, new-path and peer-device-options of one peer (calls are ordered by stage, so
+    /// emitting peer by peer gives the same sequence as stage by stage).
+    pub(crate) fn peer_up(&mut self, p: &Peer, adjust: bool) {
+        let l = self.l;
+        let mut a = vec!["new-peer".into(), l.name.clone(), Self::s(p.node_id)];
+        a.extend(opt_args(&p.net));
+        self.push(stage::PEER, Tool::Setup, a);
+        for (mine, theirs) in &p.paths {
+            let a = vec![
+                "new-path".into(),
+                l.name.clone(),
+                Self::s(p.node_id),
+                mine.setup_arg(),
+                theirs.setup_arg(),
+            ];
+            self.push(stage::PATH, Tool::Setup, a);
+        }
+        for (vnr, o) in &p.pd {
+            if self.sel.vol.is_some_and(|n| n != *vnr) || o.is_empty() {
+                continue;
+            }
+            self.peer_device_options(p, *vnr, o, adjust);
+        }
+    }
+
+    /// `peer-device-options RES PEER VOL [--set-defaults] OPTS`.
+    pub(crate) fn peer_device_options(&mut self, p: &Peer, vnr: u32, o: &Opts, set_defaults: bool) {
+        let mut a = vec![
+            "peer-device-options".into(),
+            self.l.name.clone(),
+            Self::s(p.node_id),
+            Self::s(vnr),
+        ];
+        if set_defaults {
+            a.push("--set-defaults".into());
+        }
+        a.extend(opt_args(o));
+        self.push(stage::PEER_DEVICE, Tool::Setup, a);
+    }
+
+    pub(crate) fn attach_volume(&mut self, v: &LocalVolume) {
         let Some(mut m) = Self::meta_args(v) else {
             return;
         };

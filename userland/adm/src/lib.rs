@@ -10,4 +10,5 @@ pub mod lex;
 pub mod model;
 pub mod opts;
 pub mod parse;
+pub mod progress;
 pub mod resolve;

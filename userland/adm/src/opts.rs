@@ -139,6 +139,52 @@ fn scaled(v: &str, scale: u8) -> Option<i128> {
     Some((total + unit - 1).div_euclid(unit))
 }
 
+/// The value `v` of option `m` in a form that compares equal for equal settings: numbers in
+/// the option's unit (`7M` and `7168k` of a KiB option are both `7168`), named values by name,
+/// booleans as yes/no, strings as they are.
+pub fn canonical(m: &Member, v: &str) -> String {
+    match m.ty {
+        AttrType::Flag => match v {
+            "yes" | "on" | "true" => "yes".into(),
+            "no" | "off" | "false" => "no".into(),
+            other => other.into(),
+        },
+        AttrType::U32 | AttrType::S32 | AttrType::U64 => {
+            if let Some(vals) = m.values {
+                if vals.iter().any(|e| e.name == v) {
+                    return v.into();
+                }
+            }
+            match scaled(v, m.scale) {
+                Some(n) => named(m, n).unwrap_or_else(|| n.to_string()),
+                None => v.into(),
+            }
+        }
+        AttrType::String | AttrType::Binary => v.into(),
+    }
+}
+
+fn named(m: &Member, n: i128) -> Option<String> {
+    m.values?
+        .iter()
+        .find(|e| i128::from(e.nr) == n)
+        .map(|e| e.name.to_string())
+}
+
+/// DRBD's default of option `m` in the form of [`canonical`]; None when it has none.
+pub fn default_canonical(m: &Member) -> Option<String> {
+    let n: i128 = match m.default? {
+        g::DefaultValue::Str(s) => return Some(s.into()),
+        g::DefaultValue::Unsigned(d) => i128::from(d),
+        g::DefaultValue::Signed(d) => i128::from(d),
+    };
+    Some(match m.ty {
+        AttrType::Flag => if n != 0 { "yes" } else { "no" }.into(),
+        AttrType::String | AttrType::Binary => n.to_string(),
+        _ => named(m, n).unwrap_or_else(|| n.to_string()),
+    })
+}
+
 /// Checks the value `v` of option `key` (member `m`); returns the text of the complaint.
 pub fn check_value(key: &str, m: &Member, v: &str) -> Result<(), String> {
     let head = format!("while parsing value ('{v}')\nfor {key}.");
@@ -221,5 +267,22 @@ mod tests {
         let m = member(Class::Res, "quorum").unwrap();
         assert!(check_value("quorum", m, "majority").is_ok());
         assert!(check_value("quorum", m, "2").is_ok());
+    }
+
+    #[test]
+    fn canonical_values() {
+        let m = member(Class::PeerDevice, "resync-rate").unwrap();
+        assert_eq!(canonical(m, "7M"), canonical(m, "7168k"));
+        assert_eq!(canonical(m, "7168"), "7168");
+        assert_eq!(default_canonical(m).as_deref(), Some("250"));
+        let m = member(Class::Net, "protocol").unwrap();
+        assert_eq!(default_canonical(m).as_deref(), Some("C"));
+        let m = member(Class::Net, "fencing").unwrap();
+        assert_eq!(default_canonical(m).as_deref(), Some("dont-care"));
+        let m = member(Class::Disk, "md-flushes").unwrap();
+        assert_eq!(default_canonical(m).as_deref(), Some("yes"));
+        let m = member(Class::Net, "ping-timeout").unwrap();
+        assert_eq!(default_canonical(m).as_deref(), Some("5"));
+        assert_eq!(canonical(m, "7"), "7");
     }
 }

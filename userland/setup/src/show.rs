@@ -89,6 +89,22 @@ fn nest(attrs: &[u8], t: u16) -> Option<&[u8]> {
     nla::find(attrs, t).ok().flatten().map(|a| a.payload)
 }
 
+/// `path { _this_host ipv4 A:P; _remote_host ipv4 B:P; }` of a connection whose context
+/// carries the path addresses (drbdadm adjust compares it with the config).
+fn path_block(c: &events2::state::Context) -> String {
+    let conf = |raw: &Option<Vec<u8>>| {
+        raw.as_deref()
+            .and_then(events2::state::format_sockaddr)
+            .map(|s| s.replacen(':', " ", 1))
+    };
+    match (conf(&c.my_addr), conf(&c.peer_addr)) {
+        (Some(mine), Some(peer)) => format!(
+            "        path {{\n            _this_host {mine};\n            _remote_host {peer};\n        }}\n"
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Renders the configuration of the resources in the dump records.
 pub fn render(
     resources: &[Reply],
@@ -175,6 +191,7 @@ pub fn render(
             if let Some(p) = c.peer_node_id {
                 let _ = writeln!(cb, "        _peer_node_id {p};");
             }
+            cb.push_str(&path_block(&c));
             if let Some(info) = nest(&conn.attrs, tla::CONNECTION_INFO) {
                 if let Some(cs) = nla::find(info, 1)
                     .ok()
@@ -197,4 +214,74 @@ pub fn render(
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use genl_spec::generated::{cfg_context, cmd, net_conf, res_opts};
+    use genl_spec::nla::NlaWriter;
+
+    fn sockaddr(ip: [u8; 4], port: u16) -> Vec<u8> {
+        let mut v = vec![0u8; 16];
+        v[..2].copy_from_slice(&2u16.to_ne_bytes());
+        v[2..4].copy_from_slice(&port.to_be_bytes());
+        v[4..8].copy_from_slice(&ip);
+        v
+    }
+
+    fn reply(command: u8, minor: u32, build: impl FnOnce(&mut NlaWriter<'_>)) -> Reply {
+        let mut buf = vec![0u8; 4096];
+        let mut w = NlaWriter::new(&mut buf);
+        build(&mut w);
+        Reply {
+            cmd: command,
+            minor,
+            ret_code: 0,
+            attrs: w.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn connection_with_path_and_net_options() {
+        let ctx = |w: &mut NlaWriter<'_>, path: bool| {
+            let n = w.nest_start(tla::CFG_CONTEXT).unwrap();
+            w.put_str(cfg_context::CTX_RESOURCE_NAME, "dvolume")
+                .unwrap();
+            if path {
+                w.put_u32(cfg_context::CTX_PEER_NODE_ID, 1).unwrap();
+                w.put_str(cfg_context::CTX_CONN_NAME, "node1").unwrap();
+                w.put_bytes(cfg_context::CTX_MY_ADDR, &sockaddr([10, 0, 0, 1], 7789))
+                    .unwrap();
+                w.put_bytes(cfg_context::CTX_PEER_ADDR, &sockaddr([10, 0, 0, 2], 7789))
+                    .unwrap();
+            }
+            w.nest_end(n).unwrap();
+        };
+        let res = reply(cmd::ADM_GET_RESOURCES, u32::MAX, |w| {
+            ctx(w, false);
+            let n = w.nest_start(tla::RESOURCE_OPTS).unwrap();
+            w.put_u32(res_opts::NODE_ID, 0).unwrap();
+            w.nest_end(n).unwrap();
+        });
+        let conn = reply(cmd::ADM_GET_CONNECTIONS, u32::MAX, |w| {
+            ctx(w, true);
+            let n = w.nest_start(tla::NET_CONF).unwrap();
+            w.put_str(net_conf::NAME, "node1").unwrap();
+            w.put_u32(net_conf::WIRE_PROTOCOL, 3).unwrap();
+            w.put_u32(net_conf::PING_TIMEO, 7).unwrap();
+            w.nest_end(n).unwrap();
+        });
+        let text = render(&[res], &[], &[conn], Some("dvolume"), false);
+        assert!(
+            text.contains(
+                "    connection {\n        _peer_node_id 1;\n        path {\n            _this_host ipv4 10.0.0.1:7789;\n            _remote_host ipv4 10.0.0.2:7789;\n        }\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("_name"), "{text}");
+        assert!(text.contains("ping-timeout    \t7;"), "{text}");
+        assert!(!text.contains("protocol"), "{text}");
+        print!("{text}");
+    }
 }
