@@ -1537,3 +1537,183 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>, const N: usize> Replica<B, N> {
         self.announce(out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type R = Replica<[u64; 4], 4>;
+
+    fn replica(id: u8, peer: u8) -> R {
+        let cfg = Config::new(id, peer, 256 * 8);
+        Replica::new(
+            cfg,
+            Generations::just_created(),
+            DiskState::Inconsistent,
+            [0; 4],
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    /// Records the first eight actions.
+    struct Rec {
+        acts: [Option<Action>; 8],
+        n: usize,
+    }
+
+    impl Sink for Rec {
+        fn emit(&mut self, a: Action) {
+            if let Some(slot) = self.acts.get_mut(self.n) {
+                *slot = Some(a);
+            }
+            self.n += 1;
+        }
+    }
+
+    fn collect(f: impl FnOnce(&mut Rec)) -> [Option<Action>; 8] {
+        let mut r = Rec {
+            acts: [None; 8],
+            n: 0,
+        };
+        f(&mut r);
+        r.acts
+    }
+
+    #[test]
+    fn packets_roundtrip() {
+        let h = DataHeader {
+            sector: 8,
+            block_id: 3,
+            seq_num: 9,
+            dp_flags: wire::DP_SEND_WRITE_ACK,
+        };
+        let a = BlockAck {
+            sector: 8,
+            block_id: 3,
+            blksize: 4096,
+            seq_num: 9,
+        };
+        let mut u = Generations::just_created().to_wire(2, wire::UUID_FLAG_STABLE, 7);
+        u.current_uuid = 0x1234_5678_0000_0000;
+        let packets = [
+            Packet::Data(h),
+            Packet::RsData(h),
+            Packet::Ack(AckKind::Recv, a),
+            Packet::Ack(AckKind::Write, a),
+            Packet::Ack(AckKind::Neg, a),
+            Packet::Ack(AckKind::RsWrite, a),
+            Packet::Ack(AckKind::RsNeg, a),
+            Packet::State(DrbdState(0x1234)),
+            Packet::Uuids(u),
+            Packet::OutOfSync(BlockDesc {
+                sector: 16,
+                blksize: 8192,
+            }),
+        ];
+        for p in packets {
+            let mut buf = [0u8; 1024 + 512];
+            let n = p.encode(&mut buf).unwrap_or(0);
+            let data = matches!(p, Packet::Data(_) | Packet::RsData(_));
+            let total = if data { n + 512 } else { n };
+            let (back, rest) =
+                Packet::decode(p.cmd(), &buf[..total]).unwrap_or_else(|e| panic!("{p:?}: {e:?}"));
+            assert_eq!(back, p);
+            assert_eq!(rest.len(), if data { 512 } else { 0 });
+            assert_eq!(p.stream() == Stream::Meta, matches!(p, Packet::Ack(..)));
+        }
+    }
+
+    #[test]
+    fn config_checks() {
+        let cfg = Config::new(1, 1, 64);
+        assert_eq!(
+            R::new(
+                cfg,
+                Generations::just_created(),
+                DiskState::Inconsistent,
+                [0; 4]
+            )
+            .err(),
+            Some(ConfigError::BadNodeIds)
+        );
+        let cfg = Config::new(0, 1, 64 * 64 * 8 * 5);
+        assert_eq!(
+            R::new(
+                cfg,
+                Generations::just_created(),
+                DiskState::Inconsistent,
+                [0; 4]
+            )
+            .err(),
+            Some(ConfigError::BitmapTooSmall)
+        );
+        // Bits beyond the device are dropped.
+        let cfg = Config::new(0, 1, 100 * 8);
+        let r = R::new(
+            cfg,
+            Generations::just_created(),
+            DiskState::Inconsistent,
+            [!0; 4],
+        );
+        assert_eq!(r.map(|r| r.out_of_sync()).ok(), Some(100));
+    }
+
+    #[test]
+    fn discard_my_data_travels_in_the_uuid_flags() {
+        let mut r = replica(1, 0);
+        assert!(r.connect(true));
+        assert!(!r.connect(false), "only from StandAlone");
+        let acts = collect(|out| r.link_up(out));
+        let flags = acts.iter().flatten().find_map(|a| match a {
+            Action::Send {
+                packet: Packet::Uuids(u),
+                ..
+            } => Some(u.uuid_flags),
+            _ => None,
+        });
+        assert_eq!(
+            flags.map(|f| f & wire::UUID_FLAG_DISCARD_MY_DATA),
+            Some(wire::UUID_FLAG_DISCARD_MY_DATA)
+        );
+        assert_eq!(r.conn(), ConnState::Connecting);
+    }
+
+    #[test]
+    fn disconnected_primary_marks_and_completes_at_once() {
+        let mut r = replica(0, 1);
+        let mut ignore = |_: Action| {};
+        assert_eq!(
+            r.promote(false, 1, &mut ignore),
+            Err(RoleError::NoUpToDateDisk)
+        );
+        assert_eq!(r.promote(true, 0x77, &mut ignore), Ok(()));
+        assert_eq!(r.uuids().current & UUID_PRIMARY, UUID_PRIMARY);
+        let acts = collect(|out| {
+            assert_eq!(r.submit_write(5, 8, 4096, out), Ok(()));
+        });
+        assert!(acts
+            .iter()
+            .flatten()
+            .any(|a| matches!(a, Action::BitmapSet { first: 1, end: 2 })));
+        assert!(!acts
+            .iter()
+            .flatten()
+            .any(|a| matches!(a, Action::Send { .. })));
+        let acts = collect(|out| r.local_write_done(Io::Upper { slot: 0 }, true, out));
+        assert_eq!(
+            acts[0],
+            Some(Action::CompleteWrite {
+                tag: 5,
+                ok: true,
+                replicated: false
+            })
+        );
+        assert_eq!((r.out_of_sync(), r.writes_in_flight()), (1, 0));
+        // Packets without a link are refused, not applied.
+        let mut ignore = |_: Action| {};
+        assert_eq!(
+            r.on_packet(&Packet::State(DrbdState(0)), 0, &mut ignore),
+            Err(ProtocolError::NotConnected)
+        );
+    }
+}
