@@ -8,69 +8,9 @@
 mod common;
 
 use common::*;
-use std::time::Duration;
-use tests_qemu::{Cluster, ClusterSpec, Node};
+use tests_qemu::{Cluster, ClusterSpec};
 
 const DISK_MIB: u64 = 32;
-
-fn configure(n: &Node, me: u32, peer: u32, my_ip: &str, peer_ip: &str) {
-    create_md_ok(n, 1, "/dev/vdb", 1);
-    n.run_ok(&format!(
-        "drbdsetup new-resource r0 {me} && drbdsetup new-minor r0 1 0 && \
-         drbdsetup new-peer r0 {peer} --_name=node{peer} --protocol=C --ping-int=2 --ping-timeout=10 --connect-int=2 && \
-         drbdsetup new-path r0 {peer} ipv4:{my_ip}:7789 ipv4:{peer_ip}:7789 && \
-         drbdsetup attach 1 /dev/vdb /dev/vdb internal && drbdsetup connect r0 {peer}"
-    ));
-}
-
-fn wait_for(n: &Node, what: &str, cmd: &str, secs: u64) {
-    let o = n.wait_until(cmd, Duration::from_secs(secs));
-    assert!(
-        o.success(),
-        "{}: timed out waiting for {what}\n{}\nstatus:\n{}",
-        n.name,
-        o,
-        n.run("drbdsetup status --verbose --statistics").stdout
-    );
-}
-
-/// sha256 of the data area of /dev/vdb (what /dev/drbd1 exposes).
-fn data_hash(n: &Node) -> String {
-    let sectors: u64 = n
-        .run_ok("blockdev --getsz /dev/drbd1")
-        .trim()
-        .parse()
-        .expect("size");
-    let out = n.run_ok(&format!(
-        "dd if=/dev/vdb bs=512 count={sectors} iflag=direct 2>/dev/null | sha256sum"
-    ));
-    out.split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// KiB the last resync sent, from the SyncSource's kernel log.
-fn resynced_kib(n: &Node) -> u64 {
-    let log = n.run_ok("dmesg | grep 'resync done (' | tail -n 1");
-    log.split("resync done (")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no resync statistics in the log: {log:?}"))
-}
-
-fn up_to_date_both(a: &Node, b: &Node) {
-    for n in [a, b] {
-        wait_for(
-            n,
-            "UpToDate on both sides",
-            "drbdsetup events2 --now r0 | grep -q 'exists device .*disk:UpToDate' && \
-             drbdsetup events2 --now r0 | grep -q 'exists peer-device .*replication:Established peer-disk:UpToDate'",
-            180,
-        );
-    }
-}
 
 #[test]
 fn two_nodes_sync_failover_reconnect_split_brain() {
@@ -80,8 +20,8 @@ fn two_nodes_sync_failover_reconnect_split_brain() {
     for n in [a, b] {
         n.run_ok("modprobe drbd");
     }
-    configure(a, 0, 1, &ip_a, &ip_b);
-    configure(b, 1, 0, &ip_b, &ip_a);
+    configure(a, 0, 1, &ip_a, &ip_b, "C");
+    configure(b, 1, 0, &ip_b, &ip_a, "C");
     for n in [a, b] {
         wait_for(
             n,
