@@ -12,7 +12,9 @@
 //! UUIDs, drop the link). The kernel module and the userland simulator
 //! (`proto/tests/sim.rs`) drive the same code.
 //!
-//! Rules (those of the kernel module's replication today):
+//! Rules (the kernel module's replication today, plus the parts it does not
+//! do yet: the target's `P_OUT_OF_SYNC` runs, adopting the sync generation
+//! at resync start, tracking protocol A writes, `--discard-my-data`):
 //!
 //! * A Primary's write is submitted locally and, while the peer replicates
 //!   the volume, sent as `P_DATA`. Protocol A completes it once the local

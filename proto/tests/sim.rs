@@ -9,7 +9,8 @@
 //! `Packet::encode`/`Packet::decode`.
 //!
 //! Replay one seed of the random test with `SIM_SEED=<n> cargo test -p proto
-//! --test sim random_`.
+//! --test sim random_`; `SIM_SEEDS=<count>` runs more seeds than the default
+//! 1000.
 
 use proto::replica::{
     Action, Config, DropReason, Io, Packet, Payload, Protocol, Replica, Sink, Stream, BLOCK_SIZE,
@@ -83,6 +84,8 @@ struct Host {
     resyncs_done: u32,
     /// Replicated writes from the peer fail (and leave the disk alone).
     fail_peer_writes: bool,
+    /// StandAlone because of a split brain (until the next connect).
+    split_brain: bool,
 }
 
 #[derive(Default, Clone, Copy, Debug)]
@@ -95,6 +98,8 @@ struct Stats {
     cuts_while_syncing: u64,
     failovers: u64,
     resyncs: u64,
+    split_brains: u64,
+    restarts: u64,
 }
 
 impl Stats {
@@ -107,6 +112,8 @@ impl Stats {
         self.cuts_while_syncing += o.cuts_while_syncing;
         self.failovers += o.failovers;
         self.resyncs += o.resyncs;
+        self.split_brains += o.split_brains;
+        self.restarts += o.restarts;
     }
 }
 
@@ -161,6 +168,7 @@ impl Sim {
                 outcomes: Vec::new(),
                 resyncs_done: 0,
                 fail_peer_writes: false,
+                split_brain: false,
             }
         };
         Sim {
@@ -335,6 +343,9 @@ impl Sim {
                 Action::DropLink(reason) => {
                     self.note(format!("node {n} drops link: {reason:?}"));
                     self.h[n].drops.push(reason);
+                    if reason == DropReason::SplitBrain {
+                        self.h[n].split_brain = true;
+                    }
                     if matches!(
                         reason,
                         DropReason::SplitBrain | DropReason::UnrelatedData | DropReason::Refused
@@ -373,6 +384,34 @@ impl Sim {
             let r = self.rng.next();
             self.call(n, &[], |m, a| m.link_down(r, a));
         }
+    }
+
+    /// Node `n` (a Secondary) crashes and restarts from its persisted
+    /// meta-data; the in-memory bitmap is lost, so a node that tracked
+    /// changes towards the peer marks everything. It connects again.
+    fn restart(&mut self, n: usize) {
+        assert_eq!(self.h[n].r.role(), Role::Secondary);
+        assert!(self.h[n].writes.is_empty());
+        self.note(format!("node {n} restarts"));
+        self.stats.restarts += 1;
+        if self.logical {
+            self.logical = false;
+            for d in self.q.iter_mut() {
+                for s in d.iter_mut() {
+                    s.clear();
+                }
+            }
+            let r = self.rng.next();
+            self.call(1 - n, &[], |m, a| m.link_down(r, a));
+        }
+        let h = &mut self.h[n];
+        h.ios.clear();
+        let cfg = *h.r.config();
+        let (uuids, disk) = h.persisted;
+        let fill = if uuids.bitmap[1 - n] != 0 { !0u64 } else { 0 };
+        h.r = Replica::new(cfg, uuids, disk, vec![fill; cfg.bitmap_words()]).expect("restart");
+        h.split_brain = false;
+        assert!(h.r.connect(false));
     }
 
     fn cut(&mut self) {
@@ -525,6 +564,7 @@ impl Sim {
 
     fn connect(&mut self, n: usize, discard_my_data: bool) {
         assert!(self.h[n].r.connect(discard_my_data));
+        self.h[n].split_brain = false;
     }
 
     fn disks_identical(&self) -> bool {
@@ -973,6 +1013,9 @@ fn random_run(seed: u64) -> Stats {
     let protocol = [Protocol::A, Protocol::B, Protocol::C][(seed % 3) as usize];
     let mut s = Sim::synced_pair(seed, protocol);
     s.assert_converged();
+    // Some seeds also promote the other node while the link is down (split
+    // brain) and take the connection down by hand.
+    let split_brains = seed % 4 == 3;
     let rounds = 3 + s.rng.below(3);
     for round in 0..rounds {
         s.note(format!("round {round}"));
@@ -981,7 +1024,11 @@ fn random_run(seed: u64) -> Stats {
             s.maybe_connect();
             match s.rng.below(100) {
                 0..=29 => {
-                    if let Some(p) = s.primary() {
+                    let primaries: Vec<usize> = (0..2)
+                        .filter(|&n| s.h[n].r.role() == Role::Primary)
+                        .collect();
+                    if !primaries.is_empty() {
+                        let p = primaries[s.rng.below(primaries.len())];
                         if s.h[p].r.writes_in_flight() < SLOTS {
                             // Hot spots and runs: mostly a small region.
                             let b = if s.rng.chance(70) {
@@ -1003,15 +1050,76 @@ fn random_run(seed: u64) -> Stats {
                         s.restore();
                     }
                 }
+                40 => {
+                    let n = s.rng.below(2);
+                    if s.h[n].r.role() == Role::Secondary {
+                        s.restart(n);
+                    }
+                }
+                38 if split_brains && !s.physical => {
+                    // The other node takes over without the peer.
+                    let n = s.rng.below(2);
+                    let r = s.rng.next();
+                    if s.call(n, &[], |m, a| m.promote(false, r, a)).is_ok() {
+                        s.note(format!("node {n} promoted while cut off"));
+                    }
+                }
+                39 if split_brains => {
+                    let n = s.rng.below(2);
+                    if s.h[n].r.conn() == ConnState::StandAlone {
+                        s.connect(n, false);
+                    } else if s.rng.chance(50) {
+                        s.call(n, &[], |m, a| m.disconnect(a));
+                    }
+                }
                 _ => {
                     s.step_io();
                 }
             }
         }
         s.restore();
+        for n in 0..2 {
+            if s.h[n].r.conn() == ConnState::StandAlone && !s.h[n].split_brain {
+                s.connect(n, false);
+            }
+        }
         s.quiesce();
+        if s.h.iter().any(|h| h.split_brain) {
+            // Split brain: one side gives up its changes.
+            let candidates: Vec<usize> = (0..2)
+                .filter(|&n| s.h[n].r.disk() == DiskState::UpToDate)
+                .collect();
+            assert_eq!(candidates.len(), 2, "{}", s.dump());
+            let survivor = s.rng.below(2);
+            let loser = 1 - survivor;
+            if s.h[loser].r.role() == Role::Primary {
+                s.demote(loser);
+            }
+            if s.h[loser].r.conn() != ConnState::StandAlone {
+                s.call(loser, &[], |m, a| m.disconnect(a));
+            }
+            let snapshot = s.h[survivor].disk.clone();
+            s.connect(loser, true);
+            if s.h[survivor].r.conn() == ConnState::StandAlone {
+                s.connect(survivor, false);
+            }
+            s.quiesce();
+            assert!(
+                s.h[survivor].disk == snapshot,
+                "the survivor's data changed\n{}",
+                s.dump()
+            );
+            for (&b, data) in s.model.iter_mut() {
+                *data = snapshot[b].to_vec();
+            }
+            s.stats.split_brains += 1;
+        }
         s.assert_converged();
-        if s.rng.chance(30) {
+        if s.primary().is_none() {
+            let n = s.rng.below(2);
+            s.promote(n, false);
+            s.quiesce();
+        } else if s.rng.chance(30) {
             let p = s.primary().expect("a primary");
             s.demote(p);
             s.quiesce();
@@ -1028,7 +1136,11 @@ fn random_run(seed: u64) -> Stats {
 fn random_schedules() {
     let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
         Ok(v) => vec![v.parse().expect("SIM_SEED is a number")],
-        Err(_) => (0..500).collect(),
+        Err(_) => {
+            let n = std::env::var("SIM_SEEDS")
+                .map_or(1000, |v| v.parse().expect("SIM_SEEDS is a number"));
+            (0..n).collect()
+        }
     };
     let all = seeds.len() > 1;
     let mut total = Stats::default();
@@ -1051,5 +1163,7 @@ fn random_schedules() {
         assert!(total.cuts_while_syncing > 50, "{total:?}");
         assert!(total.failovers > 100, "{total:?}");
         assert!(total.resyncs > 500, "{total:?}");
+        assert!(total.split_brains > 20, "{total:?}");
+        assert!(total.restarts > 200, "{total:?}");
     }
 }
