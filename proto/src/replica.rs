@@ -14,14 +14,16 @@
 //!
 //! Rules (the kernel module's replication today, plus the parts it does not
 //! do yet: the target's `P_OUT_OF_SYNC` runs, adopting the sync generation
-//! at resync start, tracking protocol A writes, `--discard-my-data`):
+//! at resync start, tracking A/B writes until the peer's disk has them,
+//! `--discard-my-data`):
 //!
 //! * A Primary's write is submitted locally and, while the peer replicates
 //!   the volume, sent as `P_DATA`. Protocol A completes it once the local
 //!   write is done (sending happens at once), B after the local write and
 //!   the peer's `P_RECV_ACK`, C after the local write and `P_WRITE_ACK`.
-//!   Under A the write still asks for a `P_RECV_ACK`, only to learn that
-//!   the peer got it (DRBD uses barrier acks for that).
+//!   Under A and B the write still asks for `P_WRITE_ACK` and keeps its
+//!   slot until it arrives, only to learn that the data is on the peer's
+//!   disk (DRBD uses barrier acks for that); the completion does not wait.
 //! * A write the peer did not confirm when the link drops, or that it
 //!   answered with `P_NEG_ACK`, is marked out of sync; so is every write
 //!   while the peer does not replicate (disconnected, bitmaps not exchanged).
@@ -495,10 +497,23 @@ enum Local {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PeerPart {
+    /// Not replicated (marked out of sync instead).
     NotSent,
+    /// Sent, nothing heard yet.
     Awaiting,
+    /// `P_RECV_ACK` arrived (protocol B), the write ack is still due.
+    Received,
+    /// `P_WRITE_ACK` arrived: on the peer's disk.
     Confirmed,
+    /// Negatively acked or lost with the link (marked out of sync).
     Failed,
+}
+
+impl PeerPart {
+    /// The peer may still answer.
+    fn open(self) -> bool {
+        matches!(self, PeerPart::Awaiting | PeerPart::Received)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -943,7 +958,7 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>, const N: usize> Replica<B, N> {
             let Some(s) = self.slots.get_mut(i) else {
                 continue;
             };
-            if s.used && s.peer == PeerPart::Awaiting {
+            if s.used && s.peer.open() {
                 s.peer = PeerPart::Failed;
                 let (sector, bytes) = (s.sector, s.bytes);
                 self.mark_sectors(sector, bytes, out);
@@ -1004,9 +1019,11 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>, const N: usize> Replica<B, N> {
             payload: Payload::Upper(tag),
         });
         if replicate {
+            // Every protocol asks for the write ack: until the data is on
+            // the peer's disk a lost link must mark it out of sync.
             let dp_flags = match self.cfg.protocol {
-                Protocol::A | Protocol::B => wire::DP_SEND_RECEIVE_ACK,
-                Protocol::C => wire::DP_SEND_WRITE_ACK,
+                Protocol::B => wire::DP_SEND_RECEIVE_ACK | wire::DP_SEND_WRITE_ACK,
+                Protocol::A | Protocol::C => wire::DP_SEND_WRITE_ACK,
             };
             self.seq = self.seq.wrapping_add(1);
             let h = DataHeader {
@@ -1031,16 +1048,24 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>, const N: usize> Replica<B, N> {
         if !s.used || s.local == Local::Pending {
             return;
         }
-        let peer_open = s.peer == PeerPart::Awaiting;
-        if !s.completed && (protocol == Protocol::A || !peer_open) {
+        let peer_done = match protocol {
+            Protocol::A => true,
+            Protocol::B => s.peer != PeerPart::Awaiting,
+            Protocol::C => !s.peer.open(),
+        };
+        if !s.completed && peer_done {
             s.completed = true;
+            let replicated = match protocol {
+                Protocol::B => matches!(s.peer, PeerPart::Received | PeerPart::Confirmed),
+                Protocol::A | Protocol::C => s.peer == PeerPart::Confirmed,
+            };
             out.emit(Action::CompleteWrite {
                 tag: s.tag,
                 ok: s.local == Local::Ok,
-                replicated: s.peer == PeerPart::Confirmed,
+                replicated,
             });
         }
-        if s.completed && !peer_open {
+        if s.completed && !s.peer.open() {
             *s = Slot::EMPTY;
         }
     }
@@ -1241,7 +1266,7 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>, const N: usize> Replica<B, N> {
             return;
         }
         if kind == AckKind::Neg {
-            // Also after a P_RECV_ACK freed the slot (protocols A, B).
+            // Whatever the slot says: the peer does not have this range.
             if self.in_range(a.sector, u64::from(a.blksize)) {
                 self.mark_sectors(a.sector, a.blksize, out);
             }
@@ -1257,12 +1282,14 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>, const N: usize> Replica<B, N> {
         let Some(s) = self.slots.get_mut(i) else {
             return;
         };
-        if !s.used || s.peer != PeerPart::Awaiting || s.sector != a.sector {
+        if !s.used || !s.peer.open() || s.sector != a.sector {
             return;
         }
         match kind {
-            AckKind::Recv if protocol != Protocol::C => s.peer = PeerPart::Confirmed,
-            AckKind::Write if protocol == Protocol::C => s.peer = PeerPart::Confirmed,
+            AckKind::Recv if protocol == Protocol::B && s.peer == PeerPart::Awaiting => {
+                s.peer = PeerPart::Received
+            }
+            AckKind::Write => s.peer = PeerPart::Confirmed,
             AckKind::Neg => {
                 s.peer = PeerPart::Failed;
                 let (sector, bytes) = (s.sector, s.bytes);

@@ -70,6 +70,17 @@ struct PendingIo {
     apply: Option<(usize, Vec<u8>)>,
     /// Report a failure.
     fail: bool,
+    /// Replicated or resync write applied on receipt: the blocks it
+    /// overwrote, restored if the node crashes before completion.
+    undo: Option<Undo>,
+}
+
+struct Undo {
+    /// Sequence number of this write.
+    seq: u64,
+    first: usize,
+    /// Previous contents and their writers.
+    blocks: Vec<(Block, u64)>,
 }
 
 struct Host {
@@ -86,6 +97,9 @@ struct Host {
     fail_peer_writes: bool,
     /// StandAlone because of a split brain (until the next connect).
     split_brain: bool,
+    /// Per block: sequence number of the last write applied on receipt.
+    last_writer: Vec<u64>,
+    write_seq: u64,
 }
 
 #[derive(Default, Clone, Copy, Debug)]
@@ -169,6 +183,8 @@ impl Sim {
                 resyncs_done: 0,
                 fail_peer_writes: false,
                 split_brain: false,
+                last_writer: vec![0; BLOCKS],
+                write_seq: 0,
             }
         };
         Sim {
@@ -291,20 +307,34 @@ impl Sim {
                                 io,
                                 apply: Some((first, data)),
                                 fail: false,
+                                undo: None,
                             });
                         }
                         Payload::Received => {
                             assert_eq!(received.len(), bytes as usize);
                             let fail = self.h[n].fail_peer_writes && matches!(io, Io::Peer { .. });
+                            let h = &mut self.h[n];
+                            let count = bytes as usize / BLOCK_SIZE as usize;
+                            h.write_seq += 1;
+                            let seq = h.write_seq;
+                            let undo = (!fail).then(|| Undo {
+                                seq,
+                                first,
+                                blocks: (first..first + count)
+                                    .map(|b| (h.disk[b], h.last_writer[b]))
+                                    .collect(),
+                            });
                             if !fail {
                                 for (i, chunk) in received.chunks(BLOCK_SIZE as usize).enumerate() {
-                                    self.h[n].disk[first + i].copy_from_slice(chunk);
+                                    h.disk[first + i].copy_from_slice(chunk);
+                                    h.last_writer[first + i] = seq;
                                 }
                             }
                             self.h[n].ios.push(PendingIo {
                                 io,
                                 apply: None,
                                 fail,
+                                undo,
                             });
                         }
                         other => panic!("unexpected write payload {other:?}"),
@@ -405,7 +435,20 @@ impl Sim {
             self.call(1 - n, &[], |m, a| m.link_down(r, a));
         }
         let h = &mut self.h[n];
-        h.ios.clear();
+        // Writes not completed did not reach the disk, unless a later
+        // write covered them anyway (newest first).
+        let mut pending: Vec<PendingIo> = h.ios.drain(..).collect();
+        pending.sort_by_key(|p| std::cmp::Reverse(p.undo.as_ref().map_or(0, |u| u.seq)));
+        for p in pending {
+            let Some(u) = p.undo else { continue };
+            for (i, (old, writer)) in u.blocks.into_iter().enumerate() {
+                let b = u.first + i;
+                if h.last_writer[b] == u.seq {
+                    h.disk[b] = old;
+                    h.last_writer[b] = writer;
+                }
+            }
+        }
         let cfg = *h.r.config();
         let (uuids, disk) = h.persisted;
         let fill = if uuids.bitmap[1 - n] != 0 { !0u64 } else { 0 };
@@ -584,10 +627,12 @@ impl Sim {
         }
         for n in 0..2 {
             for (&block, data) in &self.model {
-                assert_eq!(
-                    &self.h[n].disk[block][..],
-                    &data[..],
-                    "node {n} block {block} lacks its last completed write\n{ctx}"
+                let have = &self.h[n].disk[block];
+                assert!(
+                    have[..] == data[..],
+                    "node {n} block {block} holds write {} instead of {}\n{ctx}",
+                    u64::from_le_bytes(have[..8].try_into().unwrap()),
+                    u64::from_le_bytes(data[..8].try_into().unwrap()),
                 );
             }
         }
@@ -1002,6 +1047,38 @@ fn admin_disconnect_and_reconnect() {
     s.quiesce();
     s.assert_converged();
     assert_eq!(s.stats.rs_packets - before.rs_packets, 4);
+}
+
+#[test]
+fn writes_not_yet_on_a_crashed_peer_disk_are_resynced() {
+    for protocol in [Protocol::A, Protocol::B, Protocol::C] {
+        let mut s = Sim::synced_pair(15, protocol);
+        assert!(s.write(0, 7));
+        // P_DATA reaches B, whose disk write is still in flight; any
+        // P_RECV_ACK reaches A, and A's own write completes.
+        while !s.q[0][0].is_empty() {
+            s.deliver(0, 0);
+        }
+        while !s.q[1][1].is_empty() {
+            s.deliver(1, 1);
+        }
+        while !s.h[0].ios.is_empty() {
+            s.complete_io(0, 0);
+        }
+        let completed = s.h[0].writes.is_empty();
+        assert_eq!(completed, protocol != Protocol::C, "{protocol:?}");
+        // B crashes before its write completes: the block is lost there.
+        s.restart(1);
+        assert_eq!(
+            s.h[0].r.out_of_sync(),
+            1,
+            "{protocol:?}: A knows B lacks it"
+        );
+        let before = s.stats;
+        s.quiesce();
+        s.assert_converged();
+        assert_eq!(s.stats.rs_packets - before.rs_packets, 1);
+    }
 }
 
 // ---- random schedules ------------------------------------------------------------------------
