@@ -216,6 +216,20 @@ pub(crate) fn attach(reg: &mut RegistryInner, minor: u32, req: &AttachRequest<'_
     let rs = res.state.lock();
     let mut st = dev.state.lock();
     backing.sb.node_id = res.node_id as i32;
+    // Still marked Primary on disk while we are not: this node crashed (or lost power) as
+    // Primary, and writes it had in flight may be missing on the peers or only on the peers.
+    // Those blocks must be resynced in whichever direction the handshake picks; until the
+    // activity log is replayed in the kernel, every block counts as such.
+    if rs.role != Role::Primary && backing.sb.flags & meta::MDF_PRIMARY_IND != 0 {
+        backing.sb.flags = (backing.sb.flags & !meta::MDF_PRIMARY_IND) | meta::MDF_CRASHED_PRIMARY;
+        pr_warn!(
+            "drbd{}: meta-data says Primary: this node crashed as Primary, its data will be resynced\n",
+            minor
+        );
+    }
+    if backing.sb.flags & meta::MDF_CRASHED_PRIMARY != 0 {
+        oos.mark_all();
+    }
     backing.sb.flags &= !meta::MDF_AL_CLEAN;
     if rs.role == Role::Primary {
         backing.sb.flags |= meta::MDF_PRIMARY_IND;

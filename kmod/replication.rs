@@ -141,19 +141,22 @@ struct LocalView {
     bitmap_uuid: u64,
     /// Blocks marked out of sync towards the peer.
     dirty: u64,
+    /// The meta-data says this node crashed while Primary (resync pending).
+    crashed_primary: bool,
 }
 
 fn local_view(dev: &Device, role: Role, peer: u32) -> LocalView {
     let dirty = dev.oos.lock().count();
     let st = dev.state.lock();
-    let (size, current, history, bitmap_uuid) = match st.backing.as_ref() {
+    let (size, current, history, bitmap_uuid, crashed_primary) = match st.backing.as_ref() {
         Some(b) => (
             b.data_sectors(),
             b.sb.current_uuid,
             [b.sb.history_uuids[0], b.sb.history_uuids[1]],
             b.sb.peers.get(peer as usize).map_or(0, |p| p.bitmap_uuid),
+            b.sb.flags & crate::proto::meta::MDF_CRASHED_PRIMARY != 0,
         ),
-        None => (0, 0, [0, 0], 0),
+        None => (0, 0, [0, 0], 0, false),
     };
     LocalView {
         role,
@@ -163,18 +166,26 @@ fn local_view(dev: &Device, role: Role, peer: u32) -> LocalView {
         history,
         bitmap_uuid,
         dirty,
+        crashed_primary,
     }
 }
 
 /// `UUID_FLAG_STABLE` when our data is a settled generation (UpToDate, not being resynced);
-/// the handshake only calls a split brain between stable sides.
+/// the handshake only calls a split brain between stable sides. `UUID_FLAG_CRASHED_PRIMARY`
+/// while a crash as Primary awaits its resync.
 fn stability(v: &LocalView, repl: Option<ReplState>) -> u64 {
     let syncing = matches!(repl, Some(ReplState::SyncTarget));
-    if v.disk == DiskState::UpToDate && !syncing {
+    let stable = if v.disk == DiskState::UpToDate && !syncing {
         wire::UUID_FLAG_STABLE
     } else {
         0
-    }
+    };
+    let crashed = if v.crashed_primary {
+        wire::UUID_FLAG_CRASHED_PRIMARY
+    } else {
+        0
+    };
+    stable | crashed
 }
 
 /// `UUID_FLAG_DISCARD_MY_DATA` while `connect --discard-my-data` is pending.

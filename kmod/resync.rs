@@ -128,6 +128,7 @@ pub(crate) fn finish_sync_target(conn: &Connection, dev: &Device, peer: &PeerDev
             }
             b.sb.flags |=
                 crate::proto::meta::MDF_CONSISTENT | crate::proto::meta::MDF_WAS_UP_TO_DATE;
+            b.sb.flags &= !crate::proto::meta::MDF_CRASHED_PRIMARY;
             let _ = b.write_superblock();
         }
         st.disk_state = DiskState::UpToDate;
@@ -252,6 +253,8 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
             if let Some(slot) = b.sb.peers.get_mut(conn.peer_node_id as usize) {
                 slot.bitmap_uuid = 0;
             }
+            // A crash as Primary is repaired once the peer has our version of every block.
+            b.sb.flags &= !crate::proto::meta::MDF_CRASHED_PRIMARY;
             let _ = b.write_superblock();
         }
     }

@@ -70,6 +70,11 @@ fn md_size_formula() {
 /// `protocol` (A, B or C) with short ping and reconnect intervals.
 pub fn configure(n: &Node, me: u32, peer: u32, my_ip: &str, peer_ip: &str, protocol: &str) {
     create_md_ok(n, 1, "/dev/vdb", 1);
+    bring_up(n, me, peer, my_ip, peer_ip, protocol);
+}
+
+/// [`configure`] on existing meta-data (a node that rejoins after a restart).
+pub fn bring_up(n: &Node, me: u32, peer: u32, my_ip: &str, peer_ip: &str, protocol: &str) {
     n.run_ok(&format!(
         "drbdsetup new-resource r0 {me} && drbdsetup new-minor r0 1 0 && \
          drbdsetup new-peer r0 {peer} --_name=node{peer} --protocol={protocol} --ping-int=2 --ping-timeout=10 --connect-int=2 && \
