@@ -50,13 +50,23 @@ pub(crate) struct Link {
     /// Serialises senders on the meta stream.
     #[pin]
     meta_tx: Mutex<()>,
-    /// Writes waiting for the peer's acknowledgement, by slot (`block_id = slot + 1`).
+    /// Mirrored writes the peer has not confirmed as written (`P_WRITE_ACK`), by slot
+    /// (`block_id = slot + 1`). Kept for every protocol: a write still listed when the link
+    /// fails may be missing on the peer and is marked out of sync.
     #[pin]
-    pending: SpinLock<KVec<Option<Arc<SharedCompletion>>>>,
+    pending: SpinLock<KVec<Option<Pending>>>,
     /// Resync chunks sent and not acknowledged yet.
     pub(crate) rs_in_flight: AtomicU32,
     /// Sequence numbers of data packets.
     seq: AtomicU32,
+}
+
+/// A mirrored write waiting for the peer's `P_WRITE_ACK`.
+struct Pending {
+    req: Arc<SharedCompletion>,
+    /// The upper bio still waits for the peer (protocol B until `P_RECV_ACK`, C until
+    /// `P_WRITE_ACK`; never for A).
+    holds_part: bool,
 }
 
 impl Link {
@@ -94,23 +104,41 @@ impl Link {
         packet::send(&self.meta, self.kind(), cmd, volume, &[payload])
     }
 
-    fn add_pending(&self, req: &Arc<SharedCompletion>) -> Result<u64> {
+    fn add_pending(&self, req: &Arc<SharedCompletion>, holds_part: bool) -> Result<u64> {
+        let entry = Pending {
+            req: req.clone(),
+            holds_part,
+        };
         let mut pending = self.pending.lock();
         if let Some((i, slot)) = pending.iter_mut().enumerate().find(|(_, s)| s.is_none()) {
-            *slot = Some(req.clone());
+            *slot = Some(entry);
             return Ok(i as u64 + 1);
         }
-        pending.push(Some(req.clone()), GFP_ATOMIC)?;
+        pending.push(Some(entry), GFP_ATOMIC)?;
         Ok(pending.len() as u64)
     }
 
-    fn take_pending(&self, id: u64) -> Option<Arc<SharedCompletion>> {
+    fn take_pending(&self, id: u64) -> Option<Pending> {
         let index = usize::try_from(id.checked_sub(1)?).ok()?;
         self.pending.lock().get_mut(index)?.take()
     }
 
-    /// Completes every write still waiting for the peer (the link is gone; the local write
-    /// decides the result, and the data generation changed, so the peer resyncs later).
+    /// The peer received write `id` (`P_RECV_ACK`): returns the request if the upper bio was
+    /// waiting for that; the entry stays until the write is confirmed.
+    fn release_part(&self, id: u64) -> Option<Arc<SharedCompletion>> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        let mut pending = self.pending.lock();
+        let entry = pending.get_mut(index)?.as_mut()?;
+        if !entry.holds_part {
+            return None;
+        }
+        entry.holds_part = false;
+        Some(entry.req.clone())
+    }
+
+    /// Marks every write the peer has not confirmed out of sync and completes those still
+    /// waiting for it (the link is gone; the local write decides the result, and the data
+    /// generation changed, so the peer resyncs these blocks later).
     pub(crate) fn fail_pending(&self) {
         loop {
             let next = {
@@ -118,9 +146,11 @@ impl Link {
                 pending.iter_mut().find_map(|s| s.take())
             };
             match next {
-                Some(req) => {
-                    req.mark_out_of_sync();
-                    req.part_done(true);
+                Some(p) => {
+                    p.req.mark_out_of_sync();
+                    if p.holds_part {
+                        p.req.part_done(true);
+                    }
                 }
                 None => break,
             }
@@ -643,13 +673,21 @@ pub(crate) fn on_ack(
         return false;
     };
     match cmd {
-        wire::P_WRITE_ACK | wire::P_RECV_ACK | wire::P_NEG_ACK if ack.block_id != 0 => {
-            if let Some(req) = link.take_pending(ack.block_id) {
+        wire::P_RECV_ACK if ack.block_id != 0 => {
+            if let Some(req) = link.release_part(ack.block_id) {
+                req.part_done(true);
+            }
+            true
+        }
+        wire::P_WRITE_ACK | wire::P_NEG_ACK if ack.block_id != 0 => {
+            if let Some(p) = link.take_pending(ack.block_id) {
                 // A failed remote write leaves the peer out of date but the local write decides.
                 if cmd == wire::P_NEG_ACK {
-                    req.mark_out_of_sync();
+                    p.req.mark_out_of_sync();
                 }
-                req.part_done(true);
+                if p.holds_part {
+                    p.req.part_done(true);
+                }
             }
             if cmd == wire::P_NEG_ACK {
                 pr_warn!(
@@ -732,14 +770,8 @@ pub(crate) fn mirror_write(
     if bio.is_preflush() {
         dp_flags |= wire::DP_FLUSH;
     }
+    // Protocol B/C: the upper bio also waits for the peer (receipt or write).
     let wait_for_peer = protocol != 1;
-    if wait_for_peer {
-        dp_flags |= if protocol == 2 {
-            wire::DP_SEND_RECEIVE_ACK
-        } else {
-            wire::DP_SEND_WRITE_ACK
-        };
-    }
     // Parts: the local write, the peer (protocol B/C), and this submitter.
     let parts = 2 + u32::from(wait_for_peer);
     let req = {
@@ -753,18 +785,23 @@ pub(crate) fn mirror_write(
             }
         }
     };
-    let block_id = if wait_for_peer {
+    // Every protocol tracks the write until the peer confirms it on disk.
+    let block_id = {
         let _noio = crate::sys::misc::NoIoScope::enter();
-        match link.add_pending(&req) {
-            Ok(id) => id,
-            Err(_) => {
-                req.part_done(true);
-                0
-            }
+        link.add_pending(&req, wait_for_peer).unwrap_or(0)
+    };
+    if block_id == 0 {
+        // Untracked (no memory): do not wait for the peer, resync these blocks later.
+        req.mark_out_of_sync();
+        if wait_for_peer {
+            req.part_done(true);
         }
     } else {
-        0
-    };
+        dp_flags |= wire::DP_SEND_WRITE_ACK;
+        if protocol == 2 {
+            dp_flags |= wire::DP_SEND_RECEIVE_ACK;
+        }
+    }
     req.submit_local(lower);
     let dh = DataHeader {
         sector,
@@ -792,9 +829,9 @@ pub(crate) fn mirror_write(
     if !sent {
         // The link broke: the peer will resync these blocks; the local write decides the result.
         req.mark_out_of_sync();
-        if block_id != 0 {
-            if let Some(r) = link.take_pending(block_id) {
-                r.part_done(true);
+        if let Some(p) = link.take_pending(block_id) {
+            if p.holds_part {
+                p.req.part_done(true);
             }
         }
         link.data.shutdown();
