@@ -2,8 +2,9 @@
 //! come from `proto::meta`; this file only does the I/O and maps errors to DRBD's codes).
 
 use crate::failure::{fail, Outcome};
+use crate::options::OptionSet;
 use crate::proto::meta::{self, MdIndex, MdLayout, Superblock};
-use crate::spec::generated::{ret, DiskState};
+use crate::spec::generated::{disk_conf, ret, DiskState};
 use crate::sys::bdev::{BlockDev, MD_BLOCK};
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -41,6 +42,21 @@ pub(crate) struct Backing {
     pub(crate) meta_dev_idx: i32,
     /// Requested device size in sectors (`--size`); 0 = all the backing device offers.
     pub(crate) disk_size: u64,
+    /// The other disk options as configured (reported by `show`).
+    pub(crate) disk_conf: OptionSet,
+}
+
+/// An empty store of disk options (devices, index and size are kept by [`Backing`] itself).
+pub(crate) fn disk_conf_store() -> OptionSet {
+    OptionSet::new(
+        &disk_conf::SET,
+        &[
+            disk_conf::BACKING_DEV,
+            disk_conf::META_DEV,
+            disk_conf::META_DEV_IDX,
+            disk_conf::DISK_SIZE,
+        ],
+    )
 }
 
 fn open_error(code: i32, what: &str, path: &str, e: Error) -> crate::failure::Failure {
@@ -187,6 +203,7 @@ impl Backing {
             sb,
             meta_dev_idx: req.meta_dev_idx,
             disk_size: req.disk_size,
+            disk_conf: disk_conf_store(),
         })
     }
 

@@ -7,6 +7,7 @@ use crate::device::Device;
 use crate::events::{self, Kind};
 use crate::failure::{fail, Outcome};
 use crate::name::Name;
+use crate::options::OptionSet;
 use crate::proto::meta;
 use crate::registry::{RegistryInner, MINOR_MAX};
 use crate::resource::{Resource, ResourceOptions};
@@ -197,7 +198,12 @@ fn remove_device(dev: &Arc<Device>) -> Outcome {
 /// The backing devices are opened and closed with no resource or device lock held: opening
 /// takes the lower disk's `open_mutex`, and our own open path takes `Resource::state` under
 /// `open_mutex` (all gendisks share one lock class).
-pub(crate) fn attach(reg: &mut RegistryInner, minor: u32, req: &AttachRequest<'_>) -> Outcome {
+pub(crate) fn attach(
+    reg: &mut RegistryInner,
+    minor: u32,
+    req: &AttachRequest<'_>,
+    disk_conf: OptionSet,
+) -> Outcome {
     let dev = device(reg, minor)?;
     let res = dev.resource.clone();
     if dev.state.lock().backing.is_some() {
@@ -206,6 +212,7 @@ pub(crate) fn attach(reg: &mut RegistryInner, minor: u32, req: &AttachRequest<'_
     let holder: *const core::ffi::c_void = (&*dev as *const Device).cast();
     // Declared before the guards, so that on failure it is closed after they are released.
     let mut backing = Backing::open(req, holder, res.node_id)?;
+    backing.disk_conf = disk_conf;
     // Out-of-sync bits live in memory only: if the meta-data says a peer is behind (a bitmap
     // UUID is set), every block counts as out of sync towards it.
     let mut oos =
@@ -269,6 +276,22 @@ pub(crate) fn attach(reg: &mut RegistryInner, minor: u32, req: &AttachRequest<'_
     events::device(&dev, &st, Kind::Change);
     drop(st);
     crate::replication::local_change_locked(&rs);
+    Ok(())
+}
+
+/// `disk-options MINOR ...`: replaces the stored disk options of an attached device.
+pub(crate) fn change_disk_options(
+    reg: &mut RegistryInner,
+    minor: u32,
+    change: impl FnOnce(&OptionSet) -> Outcome<OptionSet>,
+) -> Outcome {
+    let dev = device(reg, minor)?;
+    let mut st = dev.state.lock();
+    let backing = st
+        .backing
+        .as_mut()
+        .ok_or_else(|| fail!(ret::ERR_NO_DISK, "device has no disk (attach first)"))?;
+    backing.disk_conf = change(&backing.disk_conf)?;
     Ok(())
 }
 
@@ -383,6 +406,7 @@ pub(crate) fn new_peer(
     peer: u32,
     conn_name: Option<&str>,
     net: NetOptions,
+    net_conf: OptionSet,
 ) -> Outcome {
     let res = resource(reg, name)?;
     if peer > NODE_ID_MAX || peer == res.node_id {
@@ -411,7 +435,8 @@ pub(crate) fn new_peer(
             label
         )
     })?;
-    let conn = Connection::new(res.clone(), peer, label, net).map_err(|_| fail!(ret::ERR_NOMEM))?;
+    let conn = Connection::new(res.clone(), peer, label, net, net_conf)
+        .map_err(|_| fail!(ret::ERR_NOMEM))?;
     {
         let mut cs = conn.state.lock();
         for dev in rs.devices() {
@@ -425,6 +450,24 @@ pub(crate) fn new_peer(
         }
     }
     rs.add_connection(conn).map_err(|_| fail!(ret::ERR_NOMEM))?;
+    Ok(())
+}
+
+/// `net-options NAME PEER_NODE_ID ...`: `change` computes the new option store and the
+/// options the link uses from the current store; both are replaced together. Protocol and
+/// timing changes apply to the next write and the next connection attempt.
+pub(crate) fn change_net_options(
+    reg: &mut RegistryInner,
+    name: &str,
+    peer: u32,
+    change: impl FnOnce(&OptionSet) -> Outcome<(OptionSet, NetOptions)>,
+) -> Outcome {
+    let res = resource(reg, name)?;
+    let conn = connection(&res, peer)?;
+    let mut cs = conn.state.lock();
+    let (conf, net) = change(&cs.net_conf)?;
+    cs.net_conf = conf;
+    cs.net = net;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! `Connection::state`; `disconnect` takes the thread out of the state and stops it with no
 //! lock held (the thread may be waiting for that lock).
 
+use crate::options::OptionSet;
 use crate::replication::Link;
 use crate::resource::Resource;
 use crate::spec::generated::{ConnState, DiskState, ReplState, Role};
@@ -52,8 +53,10 @@ pub(crate) struct Path {
 pub(crate) struct ConnectionState {
     /// Connection name (`--_name`, usually the peer's host name).
     pub(crate) name: crate::name::Name,
-    /// Options.
+    /// Options the link acts on (derived from `net_conf`).
     pub(crate) net: NetOptions,
+    /// Every net option as configured (reported by `show`).
+    pub(crate) net_conf: OptionSet,
     /// Connection state.
     pub(crate) cstate: ConnState,
     /// The peer's role as last reported.
@@ -151,6 +154,7 @@ impl Connection {
         peer_node_id: u32,
         name: crate::name::Name,
         net: NetOptions,
+        net_conf: OptionSet,
     ) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
@@ -161,6 +165,7 @@ impl Connection {
                     ConnectionState {
                         name,
                         net,
+                        net_conf,
                         cstate: ConnState::StandAlone,
                         peer_role: Role::Unknown,
                         path: None,
@@ -309,6 +314,23 @@ impl Connection {
             }
         }
         crate::events::peer_device(self, &st, volume, crate::events::Kind::Change);
+    }
+
+    /// Counts `sectors` more as resynced on `volume`; announces the peer device each time the
+    /// progress passes another step (2% of the sync, at least 8 MiB), so `events2` shows
+    /// `done:` advancing during long syncs.
+    pub(crate) fn add_synced(&self, volume: u32, sectors: u64) {
+        const MIN_STEP: u64 = 16384;
+        let mut st = self.state.lock();
+        let Some(p) = st.peers.iter_mut().find(|p| p.volume == volume) else {
+            return;
+        };
+        let step = (p.sync_total / 50).max(MIN_STEP);
+        let before = p.synced / step;
+        p.synced = p.synced.saturating_add(sectors);
+        if p.synced / step != before && p.synced < p.sync_total {
+            crate::events::peer_device(self, &st, volume, crate::events::Kind::Change);
+        }
     }
 
     /// Records the peer's role and announces the connection if it changed.

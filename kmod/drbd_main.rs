@@ -28,6 +28,7 @@ mod msg;
 mod name;
 mod nl;
 mod oos;
+mod options;
 mod packet;
 mod procfs;
 mod proto;

@@ -12,8 +12,8 @@ use crate::spec::generated::{
 use crate::spec::nla::{DrbdHeader, NlaError, NlaWriter};
 use core::sync::atomic::Ordering;
 
-/// Room for one object's message (context + info + statistics stay well below this).
-pub(crate) const MSG_MAX: usize = 1024;
+/// Room for one object's message: context, info, statistics and a full set of options.
+pub(crate) const MSG_MAX: usize = 4096;
 
 /// Result of building a message.
 pub(crate) type Built = core::result::Result<(), NlaError>;
@@ -88,10 +88,18 @@ pub(crate) fn connection_body(w: &mut NlaWriter<'_>, st: &ConnectionState) -> Bu
 pub(crate) fn net_conf(w: &mut NlaWriter<'_>, st: &ConnectionState) -> Built {
     let nest = w.nest_start(tla::NET_CONF)?;
     w.put_str(net_conf::NAME, st.name.as_str())?;
-    w.put_u32(net_conf::WIRE_PROTOCOL, st.net.protocol)?;
-    w.put_u32(net_conf::CONNECT_INT, st.net.connect_int_s)?;
-    w.put_u32(net_conf::PING_INT, st.net.ping_int_s)?;
-    w.put_u32(net_conf::PING_TIMEO, st.net.ping_timeo_ds)?;
+    st.net_conf.write(w)?;
+    // What the link uses, where the user left it at the default.
+    for (nr, v) in [
+        (net_conf::WIRE_PROTOCOL, st.net.protocol),
+        (net_conf::CONNECT_INT, st.net.connect_int_s),
+        (net_conf::PING_INT, st.net.ping_int_s),
+        (net_conf::PING_TIMEO, st.net.ping_timeo_ds),
+    ] {
+        if !st.net_conf.has(nr) {
+            w.put_u32(nr, v)?;
+        }
+    }
     w.nest_end(nest)
 }
 
@@ -169,6 +177,7 @@ pub(crate) fn disk_conf(w: &mut NlaWriter<'_>, st: &DeviceState) -> Built {
     if backing.disk_size > 0 {
         w.put_u64(disk_conf::DISK_SIZE, backing.disk_size)?;
     }
+    backing.disk_conf.write(w)?;
     w.nest_end(nest)
 }
 

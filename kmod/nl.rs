@@ -7,10 +7,11 @@ use crate::config;
 use crate::connection::{NetOptions, Path};
 use crate::failure::{fail, Failure, Outcome};
 use crate::msg;
+use crate::options::OptionSet;
 use crate::resource::ResourceOptions;
 use crate::spec::generated::{
-    self, cfg_context, cmd, connect_parms, detach_parms, disk_conf, net_conf, path_parms, res_opts,
-    ret, set_role_parms, ss, tla,
+    self, cfg_context, cmd, connect_parms, detach_parms, disk_conf, hdr_flags, net_conf,
+    path_parms, res_opts, ret, set_role_parms, ss, tla,
 };
 use crate::spec::nla::{self, Attr, NlaError, NlaWriter};
 use crate::sys::genl::{DoContext, Request};
@@ -208,7 +209,14 @@ fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outc
                 meta_dev,
                 meta_dev_idx,
             };
-            config::attach(reg, req.minor, &request).map(|()| ret::NO_ERROR)
+            let conf = crate::backing::disk_conf_store().applied(Some(set), true)?;
+            config::attach(reg, req.minor, &request, conf).map(|()| ret::NO_ERROR)
+        }
+        cmd::ADM_CHG_DISK_OPTS => {
+            let set = members(attrs, tla::DISK_CONF, "disk options")?;
+            let reset = req.flags & hdr_flags::SET_DEFAULTS != 0;
+            config::change_disk_options(reg, req.minor, |old| old.applied(set, reset))
+                .map(|()| ret::NO_ERROR)
         }
         cmd::ADM_DETACH => {
             let force = match members(attrs, tla::DETACH_PARMS, "detach parameters")? {
@@ -237,7 +245,18 @@ fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outc
         cmd::ADM_NEW_PEER => {
             let set = members(attrs, tla::NET_CONF, "net options")?;
             let (name, net) = net_options(set)?;
-            config::new_peer(reg, c.resource()?, c.peer()?, name, net).map(|()| ret::NO_ERROR)
+            let conf = net_conf_store().applied(set, true)?;
+            config::new_peer(reg, c.resource()?, c.peer()?, name, net, conf).map(|()| ret::NO_ERROR)
+        }
+        cmd::ADM_CHG_NET_OPTS => {
+            let set = members(attrs, tla::NET_CONF, "net options")?;
+            let reset = req.flags & hdr_flags::SET_DEFAULTS != 0;
+            config::change_net_options(reg, c.resource()?, c.peer()?, |old| {
+                let conf = old.applied(set, reset)?;
+                let (_, net) = net_options(Some(conf.attrs()))?;
+                Ok((conf, net))
+            })
+            .map(|()| ret::NO_ERROR)
         }
         cmd::ADM_NEW_PATH | cmd::ADM_DEL_PATH => {
             let set = members(attrs, tla::PATH_PARMS, "path")?
@@ -288,6 +307,11 @@ fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outc
             other
         )),
     }
+}
+
+/// An empty store of net options (the connection name is kept by the connection itself).
+pub(crate) fn net_conf_store() -> OptionSet {
+    OptionSet::new(&net_conf::SET, &[net_conf::NAME])
 }
 
 fn net_options(set: Option<&[u8]>) -> Outcome<(Option<&str>, NetOptions)> {

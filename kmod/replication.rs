@@ -642,9 +642,7 @@ fn on_data(
         send_ack(link, ack, volume, &dh, data.len()).map_err(|_| Stop::Broken)?;
     }
     if cmd == wire::P_RS_DATA_REPLY {
-        conn.update_peer(volume, |p| {
-            p.synced = p.synced.saturating_add((data.len() / 512) as u64)
-        });
+        conn.add_synced(volume, (data.len() / 512) as u64);
     }
     Ok(())
 }
@@ -700,9 +698,7 @@ pub(crate) fn on_ack(
         }
         wire::P_RS_WRITE_ACK | wire::P_NEG_ACK => {
             link.rs_in_flight.fetch_sub(1, Ordering::AcqRel);
-            conn.update_peer(u32::from(volume), |p| {
-                p.synced = p.synced.saturating_add(u64::from(ack.blksize / 512));
-            });
+            conn.add_synced(u32::from(volume), u64::from(ack.blksize / 512));
             true
         }
         _ => false,

@@ -16,7 +16,6 @@ pub(crate) struct Request<'a> {
     /// `drbd_genlmsghdr.minor`.
     pub(crate) minor: u32,
     /// `drbd_genlmsghdr.flags` (`DRBD_GENL_F_SET_DEFAULTS` for option changes).
-    #[allow(dead_code)]
     pub(crate) flags: u32,
     /// Top-level attributes.
     pub(crate) attrs: &'a [u8],

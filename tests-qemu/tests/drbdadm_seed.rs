@@ -275,9 +275,18 @@ fn article_003_dvolume_workflow_with_drbdadm() {
             .any(|l| l.starts_with(pd) && l.contains("peer-disk:UpToDate")),
         "live events2 lacks the peer's UpToDate:\n{ev}"
     );
-    // TODO(kmod): the article's live events2 shows `change peer-device ... done:NN.NN` lines
-    // during the sync; the module sends no periodic resync-progress notification (only
-    // `done:0.00` when the sync starts), so those lines are not checked.
+    // as in the article, progress arrives as `change peer-device ... done:NN.NN` lines
+    let progress: Vec<f64> = ev
+        .lines()
+        .filter(|l| l.starts_with(pd))
+        .filter_map(|l| l.split(" done:").nth(1))
+        .filter_map(|d| d.split_whitespace().next()?.parse().ok())
+        .filter(|d| *d > 0.0 && *d < 100.0)
+        .collect();
+    assert!(
+        progress.len() >= 2 && progress.windows(2).all(|w| w[0] <= w[1]),
+        "live events2 lacks advancing done: lines during the sync: {progress:?}\n{ev}"
+    );
 
     // adjust with the unchanged file
     let before = show_config(a);
@@ -286,19 +295,11 @@ fn article_003_dvolume_workflow_with_drbdadm() {
         a.run_ok("drbdsetup show dvolume")
     );
     let dry = a.run_ok("drbdadm -d adjust dvolume");
-    let fencing_kept = before.contains("fencing");
-    if fencing_kept {
-        assert_eq!(dry.trim(), "", "adjust of an unchanged config:\n{dry}");
-    } else {
-        // TODO(kmod): the module accepts but does not keep `fencing` (nor any net option other
-        // than protocol, connect-int, ping-int, ping-timeout), so `drbdsetup show` lacks
-        // `fencing resource-only;` and adjust sees a difference in an unchanged config.
-        assert_eq!(
-            dry.trim(),
-            "drbdsetup net-options dvolume 1 --set-defaults --_name=node1 --fencing=resource-only --protocol=C",
-            "adjust of an unchanged config (kernel without fencing):\n{dry}"
-        );
-    }
+    assert!(
+        before.contains("fencing"),
+        "net option fencing not kept by the kernel:\n{before}"
+    );
+    assert_eq!(dry.trim(), "", "adjust of an unchanged config:\n{dry}");
 
     // edit a net option in the file on both nodes, adjust: exactly one net-options call
     let edited = dvolume_res(&ip0, &ip1, "ping-timeout 7;\n");
@@ -315,42 +316,28 @@ fn article_003_dvolume_workflow_with_drbdadm() {
     eprintln!("drbdadm adjust dvolume:\n{o}");
     let after = show_config(a);
     let diff = changed_lines(&before, &after);
-    if o.success() {
-        assert_eq!(
-            diff.iter().filter(|l| l.starts_with('+')).count(),
-            1,
-            "show changed in more than one line:\n{diff:#?}"
-        );
-        assert!(
-            diff.iter()
-                .any(|l| l.starts_with('+') && l.contains("ping-timeout") && l.contains('7')),
-            "ping-timeout 7 not in drbdsetup show:\n{after}"
-        );
-        assert!(
-            diff.iter()
-                .all(|l| l.starts_with('+') || l.contains("ping-timeout")),
-            "{diff:#?}"
-        );
-        assert_eq!(
-            a.run_ok("drbdadm -d adjust dvolume").trim(),
-            "",
-            "adjust is not idempotent"
-        );
-    } else {
-        // TODO(kmod): the module has no ADM_CHG_NET_OPTS (29): `drbdsetup net-options` is
-        // refused ("command 29 is not supported"), so the edited option cannot be applied to a
-        // running connection. What works: the running state is read, exactly the one call is
-        // computed, and the refused call changes nothing.
-        assert!(
-            o.stderr.contains("net-options") || o.stderr.contains("not supported"),
-            "adjust failed for another reason:\n{o}"
-        );
-        assert!(
-            diff.is_empty(),
-            "a refused adjust changed the configuration:\n{diff:#?}"
-        );
-    }
-    // the connection stayed up either way
+    assert!(o.success(), "drbdadm adjust failed:\n{o}");
+    assert_eq!(
+        diff.iter().filter(|l| l.starts_with('+')).count(),
+        1,
+        "show changed in more than one line:\n{diff:#?}"
+    );
+    assert!(
+        diff.iter()
+            .any(|l| l.starts_with('+') && l.contains("ping-timeout") && l.contains('7')),
+        "ping-timeout 7 not in drbdsetup show:\n{after}"
+    );
+    assert!(
+        diff.iter()
+            .all(|l| l.starts_with('+') || l.contains("ping-timeout")),
+        "{diff:#?}"
+    );
+    assert_eq!(
+        a.run_ok("drbdadm -d adjust dvolume").trim(),
+        "",
+        "adjust is not idempotent"
+    );
+    // the connection stayed up
     let st = a.run_ok("drbdadm status dvolume");
     assert!(
         st.contains("node1 role:Secondary") && st.contains("peer-disk:UpToDate"),
