@@ -186,10 +186,10 @@ fn standalone_connection_is_reconnected() {
 fn captured_show_of_our_drbdsetup() {
     let conf = "seed003-node.res";
     let show = "seed003-ours.txt";
-    // TODO(kmod): the module does not keep `fencing` (it keeps only protocol, connect-int,
-    // ping-int and ping-timeout of the net options), so its show lacks `fencing resource-only;`
-    // and an unchanged config still gives this one call; with the option kept it gives none
-    // (as seed003.same.txt shows).
+    // Captured from a module that kept only protocol, connect-int, ping-int and ping-timeout
+    // of the net options: this show lacks `fencing resource-only;`, so the config really
+    // differs and adjust gives this one call (with the option kept it gives none, as
+    // seed003.same.txt shows and the QEMU test checks against the current module).
     assert_eq!(
         dry(conf, "node0", show, &["-d", "adjust", "dvolume"]),
         "drbdsetup net-options dvolume 1 --set-defaults --_name=node1 --fencing=resource-only --protocol=C\n## rc=0\n"
