@@ -6,6 +6,7 @@
 //! lock held (the thread may be waiting for that lock).
 
 use crate::options::OptionSet;
+use crate::proto::uuid::AfterSbPolicy;
 use crate::replication::Link;
 use crate::resource::Resource;
 use crate::spec::generated::{ConnState, DiskState, ReplState, Role};
@@ -27,6 +28,12 @@ pub(crate) struct NetOptions {
     pub(crate) ping_int_s: u32,
     /// Tenths of a second to wait for a ping answer.
     pub(crate) ping_timeo_ds: u32,
+    /// after-sb-0pri, after-sb-1pri, after-sb-2pri (split-brain recovery policies).
+    pub(crate) after_sb: [AfterSbPolicy; 3],
+    /// rr-conflict.
+    pub(crate) rr_conflict: AfterSbPolicy,
+    /// always-asbp.
+    pub(crate) always_asbp: bool,
 }
 
 impl Default for NetOptions {
@@ -36,6 +43,9 @@ impl Default for NetOptions {
             connect_int_s: 10,
             ping_int_s: 10,
             ping_timeo_ds: 5,
+            after_sb: [AfterSbPolicy::Disconnect; 3],
+            rr_conflict: AfterSbPolicy::Disconnect,
+            always_asbp: false,
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::connection::{NetOptions, Path};
 use crate::failure::{fail, Failure, Outcome};
 use crate::msg;
 use crate::options::OptionSet;
+use crate::proto::uuid::AfterSbPolicy;
 use crate::resource::ResourceOptions;
 use crate::spec::generated::{
     self, cfg_context, cmd, connect_parms, detach_parms, disk_conf, hdr_flags, net_conf,
@@ -336,6 +337,26 @@ fn net_options(set: Option<&[u8]>) -> Outcome<(Option<&str>, NetOptions)> {
     }
     if let Some(v) = get(s, net_conf::PING_TIMEO, "ping-timeout", |a| a.as_u32())? {
         net.ping_timeo_ds = v.clamp(1, 300);
+    }
+    let policies = [
+        (net_conf::AFTER_SB_0P, "after-sb-0pri"),
+        (net_conf::AFTER_SB_1P, "after-sb-1pri"),
+        (net_conf::AFTER_SB_2P, "after-sb-2pri"),
+        (net_conf::RR_CONFLICT, "rr-conflict"),
+    ];
+    for (i, (nr, what)) in policies.into_iter().enumerate() {
+        let Some(v) = get(s, nr, what, |a| a.as_u32())? else {
+            continue;
+        };
+        let p = AfterSbPolicy::from_u32(v)
+            .ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "{} {} is not a policy", what, v))?;
+        match net.after_sb.get_mut(i) {
+            Some(slot) => *slot = p,
+            None => net.rr_conflict = p,
+        }
+    }
+    if let Some(v) = get(s, net_conf::ALWAYS_ASBP, "always-asbp", |a| a.as_flag())? {
+        net.always_asbp = v;
     }
     Ok((name, net))
 }

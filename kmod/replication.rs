@@ -369,9 +369,18 @@ fn decide(
             quorum: true,
         },
         resolve_conflicts: conn.resource.node_id < conn.peer_node_id,
-        settings: uuid::Settings {
-            agreed_version: link.version,
-            ..uuid::Settings::default()
+        settings: {
+            let net = conn.state.lock().net;
+            uuid::Settings {
+                agreed_version: link.version,
+                wire_protocol: net.protocol,
+                after_sb_0p: net.after_sb[0],
+                after_sb_1p: net.after_sb[1],
+                after_sb_2p: net.after_sb[2],
+                rr_conflict: net.rr_conflict,
+                always_asbp: net.always_asbp,
+                ..uuid::Settings::default()
+            }
         },
         changed_since_sent: false,
         connecting: false,
@@ -379,6 +388,24 @@ fn decide(
         peer_missed_end: false,
     };
     let decision = uuid::sync_handshake(&input);
+    if let uuid::Resolution::AfterSbPolicy { primaries } = decision.resolution {
+        let from = if matches!(decision.outcome(), uuid::Outcome::Source { .. }) {
+            "this"
+        } else {
+            "peer"
+        };
+        pr_info!(
+            "{}/{} drbd{}: Split-Brain detected, {} primaries, automatically solved. Sync from {} node\n",
+            conn.resource.name,
+            dev.volume,
+            dev.minor,
+            primaries,
+            from
+        );
+    }
+    if decision.demote_local {
+        return Err("Split-Brain: the policy discards this Primary's data (call-pri-lost-after-sb is not supported), dropping connection!");
+    }
     if decision.resolution == uuid::Resolution::DiscardMyData {
         pr_info!(
             "{}/{} drbd{}: split brain resolved: this node discards its changes (--discard-my-data)\n",

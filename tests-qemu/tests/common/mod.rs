@@ -75,9 +75,21 @@ pub fn configure(n: &Node, me: u32, peer: u32, my_ip: &str, peer_ip: &str, proto
 
 /// [`configure`] on existing meta-data (a node that rejoins after a restart).
 pub fn bring_up(n: &Node, me: u32, peer: u32, my_ip: &str, peer_ip: &str, protocol: &str) {
+    bring_up_with(
+        n,
+        me,
+        peer,
+        my_ip,
+        peer_ip,
+        &format!("--protocol={protocol}"),
+    );
+}
+
+/// [`bring_up`] with more net options (`net_opts`, as drbdsetup takes them).
+pub fn bring_up_with(n: &Node, me: u32, peer: u32, my_ip: &str, peer_ip: &str, net_opts: &str) {
     n.run_ok(&format!(
         "drbdsetup new-resource r0 {me} && drbdsetup new-minor r0 1 0 && \
-         drbdsetup new-peer r0 {peer} --_name=node{peer} --protocol={protocol} --ping-int=2 --ping-timeout=10 --connect-int=2 && \
+         drbdsetup new-peer r0 {peer} --_name=node{peer} {net_opts} --ping-int=2 --ping-timeout=10 --connect-int=2 && \
          drbdsetup new-path r0 {peer} ipv4:{my_ip}:7789 ipv4:{peer_ip}:7789 && \
          drbdsetup attach 1 /dev/vdb /dev/vdb internal && drbdsetup connect r0 {peer}"
     ));
