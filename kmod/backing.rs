@@ -1,11 +1,13 @@
 //! The backing disk of an attached device and its v09 meta-data (layout and superblock rules
 //! come from `proto::meta`; this file only does the I/O and maps errors to DRBD's codes).
 
+use crate::activity_log::ActivityLog;
 use crate::failure::{fail, Outcome};
 use crate::options::OptionSet;
 use crate::proto::meta::{self, MdIndex, MdLayout, Superblock};
 use crate::spec::generated::{disk_conf, ret, DiskState};
 use crate::sys::bdev::{BlockDev, MD_BLOCK};
+use crate::sys::thread::KThread;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -33,7 +35,7 @@ pub(crate) struct Backing {
     /// The data device.
     pub(crate) data: Arc<BlockDev>,
     /// Separate meta-data device; `None` when the meta-data is internal.
-    meta: Option<BlockDev>,
+    meta: Option<Arc<BlockDev>>,
     /// Meta-data placement.
     pub(crate) layout: MdLayout,
     /// In-memory copy of the superblock (written back with `write_superblock`).
@@ -44,6 +46,8 @@ pub(crate) struct Backing {
     pub(crate) disk_size: u64,
     /// The other disk options as configured (reported by `show`).
     pub(crate) disk_conf: OptionSet,
+    /// The activity log and its writer thread (stopped at detach, after draining).
+    pub(crate) al: Option<(Arc<ActivityLog>, KThread)>,
 }
 
 /// An empty store of disk options (devices, index and size are kept by [`Backing`] itself).
@@ -128,15 +132,14 @@ impl Backing {
         let data = BlockDev::open(req.backing_dev, holder)
             .map_err(|e| open_error(ret::ERR_OPEN_DISK, "backing device", req.backing_dev, e))?;
         let data = Arc::new(data, GFP_KERNEL).map_err(|_| fail!(ret::ERR_NOMEM))?;
-        let meta =
-            if index == MdIndex::Internal {
-                None
-            } else {
-                let holder = core::ptr::addr_of!(META_HOLDER).cast();
-                Some(BlockDev::open(req.meta_dev, holder).map_err(|e| {
-                    open_error(ret::ERR_OPEN_MD_DISK, "meta device", req.meta_dev, e)
-                })?)
-            };
+        let meta = if index == MdIndex::Internal {
+            None
+        } else {
+            let holder = core::ptr::addr_of!(META_HOLDER).cast();
+            let m = BlockDev::open(req.meta_dev, holder)
+                .map_err(|e| open_error(ret::ERR_OPEN_MD_DISK, "meta device", req.meta_dev, e))?;
+            Some(Arc::new(m, GFP_KERNEL).map_err(|_| fail!(ret::ERR_NOMEM))?)
+        };
         let md_dev = meta.as_ref().unwrap_or(&data);
         let md_dev_sectors = md_dev.sectors();
         let sb_sector = superblock_sector(index, md_dev_sectors)?;
@@ -204,6 +207,7 @@ impl Backing {
             meta_dev_idx: req.meta_dev_idx,
             disk_size: req.disk_size,
             disk_conf: disk_conf_store(),
+            al: None,
         })
     }
 
@@ -219,6 +223,11 @@ impl Backing {
     /// Path of the backing device (for `DEVICE_INFO` and events).
     pub(crate) fn backing_path(&self) -> &str {
         self.data.path()
+    }
+
+    /// The device holding the meta-data.
+    pub(crate) fn md_dev(&self) -> Arc<BlockDev> {
+        self.meta.clone().unwrap_or_else(|| self.data.clone())
     }
 
     /// Path of the meta-data device.

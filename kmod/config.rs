@@ -1,6 +1,7 @@
 //! Configuration steps on the registry (called with `Registry::inner` held): create and
 //! remove resources and minors, attach and detach backing disks, change roles, tear down.
 
+use crate::activity_log::ActivityLog;
 use crate::backing::{AttachRequest, Backing};
 use crate::connection::{Connection, NetOptions, Path, PeerDev};
 use crate::device::Device;
@@ -11,7 +12,7 @@ use crate::options::OptionSet;
 use crate::proto::meta;
 use crate::registry::{RegistryInner, MINOR_MAX};
 use crate::resource::{Resource, ResourceOptions};
-use crate::spec::generated::{ret, ss, DiskState, Role, NODE_ID_MAX, VOLUME_MAX};
+use crate::spec::generated::{disk_conf, ret, ss, DiskState, Role, NODE_ID_MAX, VOLUME_MAX};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -220,22 +221,52 @@ pub(crate) fn attach(
     if backing.sb.peers.iter().any(|p| p.bitmap_uuid != 0) {
         oos.mark_all();
     }
+    // Bits on disk: a crashed Primary's activity-log extents (`drbdmeta apply-al`) or
+    // extents this node recorded before forgetting them.
+    let md = backing.md_dev();
+    let max_peers = backing.sb.bm_max_peers;
+    let on_disk = crate::bitmap_io::DiskBitmap::new(md.clone(), &backing.layout, max_peers)
+        .read_into(&mut oos)
+        .map_err(|e| {
+            fail!(
+                ret::ERR_IO_MD_DISK,
+                "reading the bitmap failed with {}",
+                e.to_errno()
+            )
+        })?;
+    let al_extents = backing.disk_conf.u32(disk_conf::AL_EXTENTS).unwrap_or(0);
+    let log = ActivityLog::new(
+        md.clone(),
+        backing.layout,
+        crate::bitmap_io::DiskBitmap::new(md, &backing.layout, max_peers),
+        al_extents,
+        minor,
+    )
+    .map_err(|e| {
+        fail!(
+            ret::ERR_IO_MD_DISK,
+            "reading the activity log failed with {}",
+            e.to_errno()
+        )
+    })?;
+    log.note_disk_dirty(&on_disk);
+    let writer = log
+        .start_writer(dev.clone())
+        .map_err(|_| fail!(ret::ERR_NOMEM))?;
+    backing.al = Some((log.clone(), writer));
     let rs = res.state.lock();
     let mut st = dev.state.lock();
     backing.sb.node_id = res.node_id as i32;
     // Still marked Primary on disk while we are not: this node crashed (or lost power) as
     // Primary, and writes it had in flight may be missing on the peers or only on the peers.
-    // Those blocks must be resynced in whichever direction the handshake picks; until the
-    // activity log is replayed in the kernel, every block counts as such.
+    // Those blocks must be resynced in whichever direction the handshake picks: they are the
+    // activity-log extents that `drbdmeta apply-al` put into the on-disk bitmap (read above).
     if rs.role != Role::Primary && backing.sb.flags & meta::MDF_PRIMARY_IND != 0 {
         backing.sb.flags = (backing.sb.flags & !meta::MDF_PRIMARY_IND) | meta::MDF_CRASHED_PRIMARY;
         pr_warn!(
             "drbd{}: meta-data says Primary: this node crashed as Primary, its data will be resynced\n",
             minor
         );
-    }
-    if backing.sb.flags & meta::MDF_CRASHED_PRIMARY != 0 {
-        oos.mark_all();
     }
     backing.sb.flags &= !meta::MDF_AL_CLEAN;
     if rs.role == Role::Primary {
@@ -270,6 +301,7 @@ pub(crate) fn attach(
     );
     let old_oos = core::mem::replace(&mut *dev.oos.lock(), oos);
     drop(old_oos);
+    dev.set_al(Some(log));
     dev.set_lower(Some(backing.data.clone()), rs.role == Role::Primary);
     st.backing = Some(backing);
     st.disk_state = disk_state;
@@ -319,8 +351,13 @@ fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
         st.disk_state = DiskState::Detaching;
         events::device(dev, &st, Kind::Change);
         dev.set_lower(None, rs.role == Role::Primary);
+        dev.set_al(None);
         dev.drain();
         let mut backing = st.backing.take();
+        if let Some((log, writer)) = backing.as_mut().and_then(|b| b.al.take()) {
+            log.stop();
+            writer.stop();
+        }
         if let Some(b) = backing.as_mut() {
             b.sb.flags |= meta::MDF_AL_CLEAN;
             if let Err(f) = b.write_superblock() {

@@ -9,7 +9,7 @@ use crate::backing::Backing;
 use crate::resource::Resource;
 use crate::spec::generated::{DiskState, Role};
 use crate::sys::bdev::BlockDev;
-use crate::sys::bio::{BioOp, UpperBio, STATUS_IOERR, STATUS_NOTSUPP};
+use crate::sys::bio::{BioOp, SharedCompletion, UpperBio, STATUS_IOERR, STATUS_NOTSUPP};
 use crate::sys::disk::Disk;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
@@ -22,6 +22,8 @@ pub(crate) struct DeviceIo {
     pub(crate) lower: Option<Arc<BlockDev>>,
     /// Writes allowed (the resource is Primary).
     pub(crate) writable: bool,
+    /// Activity log of the attached disk.
+    pub(crate) al: Option<Arc<crate::activity_log::ActivityLog>>,
 }
 
 /// Slow-path state, behind `Device::state` (process context only).
@@ -97,7 +99,7 @@ impl Device {
                     },
                     "Device::state"
                 ),
-                io <- new_spinlock!(DeviceIo { lower: None, writable: false }, "Device::io"),
+                io <- new_spinlock!(DeviceIo { lower: None, writable: false, al: None }, "Device::io"),
                 inflight: AtomicUsize::new(0),
                 counters: DeviceCounters::default(),
                 sync_lock <- new_mutex!((), "Device::sync_lock"),
@@ -124,6 +126,16 @@ impl Device {
         // applies each mirrored write before acknowledging it).
         let carries_data = bio.size() > 0;
         if changes_data && carries_data && self.io.lock().writable {
+            // Record the extents first: after a crash, they are what gets resynced.
+            let log = self.io.lock().al.clone();
+            let al = match log.map(|l| l.begin(bio.sector(), u64::from(bio.size()) / 512)) {
+                Some(Ok(r)) => Some(r),
+                Some(Err(_)) => {
+                    bio.end(STATUS_IOERR);
+                    return;
+                }
+                None => None,
+            };
             let path = crate::replication::write_target(self);
             if matches!(path, crate::replication::WritePath::Degraded) {
                 // The peer misses this write: remember the blocks for the next resync.
@@ -143,7 +155,14 @@ impl Device {
                     bio.end(STATUS_IOERR);
                     return;
                 };
-                crate::replication::mirror_write(self, bio, &lower, &conn, &link, protocol);
+                crate::replication::mirror_write(self, bio, &lower, &conn, &link, protocol, al);
+                return;
+            }
+            if al.is_some() {
+                self.counters
+                    .written_kib
+                    .fetch_add(u64::from(bio.size()) / 1024, Ordering::Relaxed);
+                self.write_local(bio, al);
                 return;
             }
         }
@@ -168,6 +187,29 @@ impl Device {
             _ => 0,
         };
         bio.submit_clone(&lower);
+    }
+
+    /// A Primary's write that goes to the local disk only, holding its activity-log extents
+    /// until the local write completed.
+    fn write_local(self: &Arc<Self>, bio: UpperBio, al: Option<crate::activity_log::AlRef>) {
+        let Some(lower) = self.start_lower_io() else {
+            bio.end(STATUS_IOERR);
+            return;
+        };
+        let req = {
+            let _noio = crate::sys::misc::NoIoScope::enter();
+            SharedCompletion::new(bio, 2, self.clone(), al)
+        };
+        match req {
+            Ok(req) => {
+                req.submit_local(&lower);
+                req.part_done(true);
+            }
+            Err(bio) => {
+                self.lower_done();
+                bio.end(STATUS_IOERR);
+            }
+        }
     }
 
     /// Counts a request in flight to the lower device and returns that device, if attached
@@ -250,6 +292,12 @@ impl Device {
         let mut io = self.io.lock();
         io.lower = lower;
         io.writable = writable;
+    }
+
+    /// Publishes (or withdraws) the activity log of the attached disk.
+    pub(crate) fn set_al(&self, al: Option<Arc<crate::activity_log::ActivityLog>>) {
+        let old = core::mem::replace(&mut self.io.lock().al, al);
+        drop(old);
     }
 
     /// Allows or forbids writes (role change).

@@ -14,7 +14,9 @@
 
 use kernel::prelude::*;
 
+mod activity_log;
 mod backing;
+mod bitmap_io;
 #[allow(dead_code)]
 mod build_info;
 mod config;

@@ -73,3 +73,17 @@ impl OosMap {
         Some((first, end - first))
     }
 }
+
+impl OosMap {
+    /// Marks block `bit` (bits beyond the device are ignored).
+    pub(crate) fn set_bit(&mut self, bit: u64) {
+        if bit < self.bits {
+            self.set += bitmap::set_range(&mut self.words, bit, bit + 1);
+        }
+    }
+
+    /// Whether any block of `first..end` is marked.
+    pub(crate) fn any_in(&self, first: u64, end: u64) -> bool {
+        bitmap::find_next_set(&self.words, first, end.min(self.bits)).is_some()
+    }
+}

@@ -130,6 +130,11 @@ impl OptionSet {
         &self.raw
     }
 
+    /// Member `nr` as a number, if set.
+    pub(crate) fn u32(&self, nr: u16) -> Option<u32> {
+        nla::find(&self.raw, nr).ok().flatten()?.as_u32().ok()
+    }
+
     /// Whether member `nr` was set.
     pub(crate) fn has(&self, nr: u16) -> bool {
         matches!(nla::find(&self.raw, nr), Ok(Some(_)))

@@ -27,3 +27,11 @@ pub(crate) mod uuid;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/bitmap.rs"]
 pub(crate) mod bitmap;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/al.rs"]
+pub(crate) mod al;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/al_lru.rs"]
+pub(crate) mod al_lru;

@@ -783,6 +783,7 @@ pub(crate) fn mirror_write(
     conn: &Connection,
     link: &Link,
     protocol: u32,
+    al: Option<crate::activity_log::AlRef>,
 ) {
     let sector = bio.sector();
     let len = bio.size();
@@ -799,7 +800,7 @@ pub(crate) fn mirror_write(
     let parts = 2 + u32::from(wait_for_peer);
     let req = {
         let _noio = crate::sys::misc::NoIoScope::enter();
-        match SharedCompletion::new(bio, parts, dev.clone()) {
+        match SharedCompletion::new(bio, parts, dev.clone(), al) {
             Ok(r) => r,
             Err(bio) => {
                 dev.lower_done();

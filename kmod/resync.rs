@@ -57,6 +57,14 @@ pub(crate) fn send_own_bitmap(link: &Link, dev: &Device) -> Result<u64, Stop> {
     Ok(sent)
 }
 
+/// Both sides are equal now: bits this node left in the on-disk bitmap are stale.
+fn clear_disk_bitmap(dev: &Device) {
+    let log = dev.io.lock().al.clone();
+    if let Some(log) = log {
+        log.clear_disk_bitmap(dev);
+    }
+}
+
 /// `P_OUT_OF_SYNC` from the peer: these blocks differ, mark them for the resync.
 pub(crate) fn on_out_of_sync(dev: &Device, payload: &[u8]) -> Result<(), Stop> {
     let desc = BlockDesc::decode(payload).map_err(|_| Stop::Protocol)?;
@@ -134,6 +142,7 @@ pub(crate) fn finish_sync_target(conn: &Connection, dev: &Device, peer: &PeerDev
         st.disk_state = DiskState::UpToDate;
         crate::events::device(dev, &st, crate::events::Kind::Change);
     }
+    clear_disk_bitmap(dev);
     conn.set_repl(dev.volume, ReplState::Established);
     pr_info!(
         "{}/{} drbd{}: resync done, UpToDate\n",
@@ -258,6 +267,7 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
             let _ = b.write_superblock();
         }
     }
+    clear_disk_bitmap(&dev);
     conn.set_repl(dev.volume, ReplState::Established);
     pr_info!(
         "{}/{} drbd{}: resync done ({} KiB sent)\n",

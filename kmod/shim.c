@@ -378,3 +378,16 @@ u32 shim_bio_opf(struct bio *bio)
 {
 	return bio->bi_opf;
 }
+
+unsigned long shim_spin_lock_irqsave(spinlock_t *lock)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+void shim_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
+{
+	spin_unlock_irqrestore(lock, flags);
+}

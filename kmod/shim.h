@@ -48,5 +48,7 @@ unsigned int shim_memalloc_noio_save(void);
 void shim_memalloc_noio_restore(unsigned int flags);
 u64 shim_bio_sector(struct bio *bio);
 u32 shim_bio_opf(struct bio *bio);
+unsigned long shim_spin_lock_irqsave(spinlock_t *lock);
+void shim_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 
 #endif

@@ -148,6 +148,9 @@ pub(crate) struct SharedCompletion {
     /// First sector and length in bytes (for out-of-sync marking).
     sector: u64,
     len: u32,
+    /// Activity-log extents held until the request is finished towards every peer (released
+    /// when the last reference goes, in any context).
+    _al: Option<crate::activity_log::AlRef>,
 }
 
 // SAFETY: the cell is only accessed by the single caller that finishes the last part.
@@ -161,6 +164,7 @@ impl SharedCompletion {
         upper: UpperBio,
         parts: u32,
         device: kernel::sync::Arc<crate::device::Device>,
+        al: Option<crate::activity_log::AlRef>,
     ) -> Result<kernel::sync::Arc<Self>, UpperBio> {
         let raw = upper.ptr;
         let (sector, len) = (upper.sector(), upper.size());
@@ -171,6 +175,7 @@ impl SharedCompletion {
             remaining: core::sync::atomic::AtomicU32::new(parts),
             failed: core::sync::atomic::AtomicBool::new(false),
             device,
+            _al: al,
         };
         kernel::sync::Arc::new(value, kernel::alloc::flags::GFP_KERNEL)
             // INVARIANT: allocation failed before anyone could see the value; give it back.

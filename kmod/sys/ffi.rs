@@ -86,6 +86,11 @@ extern "C" {
     pub(crate) fn shim_memalloc_noio_restore(flags: u32);
     pub(crate) fn shim_bio_sector(bio: *mut bio) -> u64;
     pub(crate) fn shim_bio_opf(bio: *mut bio) -> u32;
+    pub(crate) fn shim_spin_lock_irqsave(lock: *mut kernel::bindings::spinlock_t) -> usize;
+    pub(crate) fn shim_spin_unlock_irqrestore(
+        lock: *mut kernel::bindings::spinlock_t,
+        flags: usize,
+    );
     pub(crate) fn shim_proc_create() -> i32;
     pub(crate) fn shim_proc_remove();
 }

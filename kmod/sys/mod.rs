@@ -8,6 +8,7 @@ mod entry;
 mod ffi;
 pub(crate) mod genl;
 pub(crate) mod global;
+pub(crate) mod irqlock;
 pub(crate) mod misc;
 pub(crate) mod socket;
 pub(crate) mod thread;

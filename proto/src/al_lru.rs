@@ -144,7 +144,82 @@ pub struct AlCache<'a> {
     in_flight_context_start: u32,
 }
 
+/// An [`AlCache`]'s bookkeeping without its storage, for owners that keep the slot and bucket
+/// storage themselves between calls (a kernel device): [`AlCache::suspend`] gives it back,
+/// [`AlCache::resume`] rebuilds the cache over the same storage.
+#[derive(Debug, Clone, Copy)]
+pub struct AlCacheState {
+    slot_count: usize,
+    bucket_count: usize,
+    lru_head: u32,
+    lru_tail: u32,
+    lru_len: u32,
+    free_head: u32,
+    free_len: u32,
+    pending: [u16; 2 * MAX_CHANGES],
+    n_pending: usize,
+    in_flight: [u16; MAX_CHANGES],
+    n_in_flight: usize,
+    tx_active: bool,
+    next_tr: u32,
+    context_start: u32,
+    in_flight_context_start: u32,
+}
+
 impl<'a> AlCache<'a> {
+    /// Ends this borrow of the storage, keeping the bookkeeping.
+    pub fn suspend(self) -> AlCacheState {
+        AlCacheState {
+            slot_count: self.slots.len(),
+            bucket_count: self.buckets.len(),
+            lru_head: self.lru_head,
+            lru_tail: self.lru_tail,
+            lru_len: self.lru_len,
+            free_head: self.free_head,
+            free_len: self.free_len,
+            pending: self.pending,
+            n_pending: self.n_pending,
+            in_flight: self.in_flight,
+            n_in_flight: self.n_in_flight,
+            tx_active: self.tx_active,
+            next_tr: self.next_tr,
+            context_start: self.context_start,
+            in_flight_context_start: self.in_flight_context_start,
+        }
+    }
+
+    /// The cache `state` was suspended from, over the same storage (unchanged since). Storage
+    /// of other sizes is refused.
+    pub fn resume(
+        slots: &'a mut [AlSlot],
+        buckets: &'a mut [u32],
+        state: AlCacheState,
+    ) -> Result<AlCache<'a>, AlCacheError> {
+        if slots.len() != state.slot_count {
+            return Err(AlCacheError::BadSlotCount);
+        }
+        if buckets.len() != state.bucket_count {
+            return Err(AlCacheError::BadBucketCount);
+        }
+        Ok(AlCache {
+            slots,
+            buckets,
+            lru_head: state.lru_head,
+            lru_tail: state.lru_tail,
+            lru_len: state.lru_len,
+            free_head: state.free_head,
+            free_len: state.free_len,
+            pending: state.pending,
+            n_pending: state.n_pending,
+            in_flight: state.in_flight,
+            n_in_flight: state.n_in_flight,
+            tx_active: state.tx_active,
+            next_tr: state.next_tr,
+            context_start: state.context_start,
+            in_flight_context_start: state.in_flight_context_start,
+        })
+    }
+
     /// Build an empty cache with `slots.len()` = al-extents slots and a
     /// power-of-two number of hash buckets (about as many as slots is
     /// good). `first_tr` is the number of the first transaction to write.
@@ -596,6 +671,28 @@ mod tests {
     use std::collections::BTreeMap;
     use std::vec;
     use std::vec::Vec;
+
+    #[test]
+    fn suspend_and_resume_keep_the_cache() {
+        let (mut slots, mut buckets) = storage(8);
+        let mut c = AlCache::new(&mut slots, &mut buckets, 5).unwrap();
+        assert_eq!(c.begin_io(3, 3), BeginIo::NeedsTransaction);
+        let st = c.suspend();
+        let mut c = AlCache::resume(&mut slots, &mut buckets, st).unwrap();
+        let mut tr = Transaction::default();
+        assert!(c.prepare_transaction(&mut tr));
+        assert_eq!(tr.tr_number, 5);
+        c.transaction_written();
+        assert!(c.is_committed(3, 3));
+        let st = c.suspend();
+        let (mut other, mut b2) = storage(4);
+        assert_eq!(
+            AlCache::resume(&mut other, &mut b2, st).err(),
+            Some(AlCacheError::BadSlotCount)
+        );
+        let c = AlCache::resume(&mut slots, &mut buckets, st).unwrap();
+        assert_eq!(c.refs(3), 1);
+    }
 
     fn storage(n: usize) -> (Vec<AlSlot>, Vec<u32>) {
         (
