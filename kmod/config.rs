@@ -12,7 +12,9 @@ use crate::options::OptionSet;
 use crate::proto::meta;
 use crate::registry::{RegistryInner, MINOR_MAX};
 use crate::resource::{Resource, ResourceOptions};
-use crate::spec::generated::{disk_conf, ret, ss, DiskState, Role, NODE_ID_MAX, VOLUME_MAX};
+use crate::spec::generated::{
+    disk_conf, ret, ss, DiskState, ReplState, Role, NODE_ID_MAX, VOLUME_MAX,
+};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -218,7 +220,9 @@ pub(crate) fn attach(
     // UUID is set), every block counts as out of sync towards it.
     let mut oos =
         crate::oos::OosMap::new(backing.data_sectors()).map_err(|_| fail!(ret::ERR_NOMEM))?;
-    if backing.sb.peers.iter().any(|p| p.bitmap_uuid != 0) {
+    if backing.sb.peers.iter().any(|p| p.bitmap_uuid != 0)
+        || backing.sb.flags & meta::MDF_FULL_SYNC != 0
+    {
         oos.mark_all();
     }
     // Bits on disk: a crashed Primary's activity-log extents (`drbdmeta apply-al`) or
@@ -324,6 +328,96 @@ pub(crate) fn change_disk_options(
         .as_mut()
         .ok_or_else(|| fail!(ret::ERR_NO_DISK, "device has no disk (attach first)"))?;
     backing.disk_conf = change(&backing.disk_conf)?;
+    Ok(())
+}
+
+/// `invalidate MINOR`: the local data is replaced by the peer's (a full resync as target now
+/// if connected to an UpToDate peer, else at the next connection).
+pub(crate) fn invalidate(reg: &mut RegistryInner, minor: u32) -> Outcome {
+    let dev = device(reg, minor)?;
+    let res = dev.resource.clone();
+    let conn = {
+        let rs = res.state.lock();
+        if rs.role == Role::Primary {
+            return Err(fail!(
+                ss::NO_UP_TO_DATE_DISK,
+                "a Primary cannot give up its data (reads are served locally only)"
+            ));
+        }
+        let first = rs.connections().next().cloned();
+        first
+    };
+    let live = conn.as_ref().and_then(|c| {
+        let p = c.peer_dev(dev.volume)?;
+        let link = c.link()?;
+        Some((p, link))
+    });
+    if let Some((p, _)) = live.as_ref() {
+        if matches!(
+            p.repl,
+            ReplState::SyncSource | ReplState::SyncTarget | ReplState::WfBitMapS
+        ) {
+            return Err(fail!(ss::RESYNC_RUNNING, "a resync is running"));
+        }
+        if p.repl == ReplState::Established && p.peer_disk != DiskState::UpToDate {
+            return Err(fail!(
+                ss::NO_UP_TO_DATE_DISK,
+                "the peer has no UpToDate data to take"
+            ));
+        }
+    }
+    crate::resync::invalidate_local(&dev)?;
+    pr_info!(
+        "drbd{}: invalidated, the local data will be replaced\n",
+        minor
+    );
+    if let (Some(conn), Some((p, link))) = (conn, live) {
+        if p.repl == ReplState::Established
+            && crate::resync::invalidate_connected(&conn, &link, &dev).is_err()
+        {
+            link.data.shutdown();
+        }
+    }
+    Ok(())
+}
+
+/// `invalidate-remote NAME PEER VOLUME`: the peer's data is replaced by ours.
+pub(crate) fn invalidate_remote(
+    reg: &mut RegistryInner,
+    name: &str,
+    peer: u32,
+    volume: u32,
+) -> Outcome {
+    let res = resource(reg, name)?;
+    let conn = connection(&res, peer)?;
+    let dev = res
+        .state
+        .lock()
+        .device_by_volume(volume)
+        .cloned()
+        .ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "no volume {} in {}", volume, name))?;
+    if dev.state.lock().disk_state != DiskState::UpToDate {
+        return Err(fail!(
+            ss::NO_UP_TO_DATE_DISK,
+            "only UpToDate data can replace the peer's"
+        ));
+    }
+    let (p, link) = match (conn.peer_dev(volume), conn.link()) {
+        (Some(p), Some(l)) if p.repl != ReplState::Off => (p, l),
+        _ => return Err(fail!(ss::NEED_CONNECTION, "not connected to node {}", peer)),
+    };
+    if p.repl != ReplState::Established {
+        return Err(fail!(ss::RESYNC_RUNNING, "a resync is running"));
+    }
+    if p.peer_role == Role::Primary {
+        return Err(fail!(
+            ss::PRIMARY_NOP,
+            "the peer is Primary and cannot give up its data"
+        ));
+    }
+    if crate::resync::invalidate_peer(&conn, &link, &dev).is_err() {
+        link.data.shutdown();
+    }
     Ok(())
 }
 

@@ -296,6 +296,13 @@ fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outc
             };
             config::connect(reg, c.resource()?, c.peer()?, discard).map(|()| ss::SUCCESS)
         }
+        cmd::ADM_INVALIDATE => config::invalidate(reg, req.minor).map(|()| ss::SUCCESS),
+        cmd::ADM_INVAL_PEER => {
+            let volume = c
+                .volume
+                .ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "volume number missing"))?;
+            config::invalidate_remote(reg, c.resource()?, c.peer()?, volume).map(|()| ss::SUCCESS)
+        }
         cmd::ADM_DISCONNECT => {
             config::disconnect(reg, c.resource()?, c.peer()?).map(|()| ss::SUCCESS)
         }

@@ -576,6 +576,10 @@ fn on_state(
             return start_sync_source(conn, link, &dev);
         }
         (ReplState::WfBitMapS, _) => return Ok(()),
+        // The peer wants to overwrite our data (invalidate-remote).
+        (ReplState::Established, ReplState::SyncSource) => {
+            return crate::resync::become_target_on_request(conn, link, &dev);
+        }
         (ReplState::SyncSource, _) => return Ok(()),
         _ => {}
     }

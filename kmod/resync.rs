@@ -57,6 +57,67 @@ pub(crate) fn send_own_bitmap(link: &Link, dev: &Device) -> Result<u64, Stop> {
     Ok(sent)
 }
 
+/// Marks every block of `dev` out of sync and the meta-data as needing a full sync
+/// (`MDF_FULL_SYNC` survives a restart; cleared when a resync as target completes), and makes
+/// the disk Inconsistent. Process context; takes `Device::state`.
+pub(crate) fn invalidate_local(dev: &Device) -> Result<(), crate::failure::Failure> {
+    let mut st = dev.state.lock();
+    let Some(b) = st.backing.as_mut() else {
+        return Err(crate::failure::fail!(
+            crate::spec::generated::ss::NO_LOCAL_DISK,
+            "drbd{} has no disk",
+            dev.minor
+        ));
+    };
+    b.sb.flags = (b.sb.flags | crate::proto::meta::MDF_FULL_SYNC)
+        & !(crate::proto::meta::MDF_CONSISTENT | crate::proto::meta::MDF_WAS_UP_TO_DATE);
+    b.write_superblock()?;
+    dev.oos.lock().mark_all();
+    st.disk_state = DiskState::Inconsistent;
+    crate::events::device(dev, &st, crate::events::Kind::Change);
+    Ok(())
+}
+
+/// `invalidate` while connected: this node becomes SyncTarget of every block (its bitmap,
+/// all set, goes to the peer, which decides to be the source when it sees our state).
+pub(crate) fn invalidate_connected(
+    conn: &Connection,
+    link: &Link,
+    dev: &Device,
+) -> Result<(), Stop> {
+    start_sync_target(conn, dev, 0);
+    send_own_bitmap(link, dev)?;
+    announce(conn, link, Some((dev.volume, ReplState::SyncTarget))).map_err(|_| Stop::Broken)
+}
+
+/// `invalidate-remote`: every block goes to the peer. We wait in `WFBitMapS`; our
+/// `SyncSource` state asks the peer to become SyncTarget, its bitmap and state then start
+/// the sender.
+pub(crate) fn invalidate_peer(conn: &Connection, link: &Link, dev: &Device) -> Result<(), Stop> {
+    dev.oos.lock().mark_all();
+    conn.set_repl(dev.volume, ReplState::WfBitMapS);
+    announce(conn, link, Some((dev.volume, ReplState::SyncSource))).map_err(|_| Stop::Broken)
+}
+
+/// The peer announced `SyncSource` while we were Established (`invalidate-remote` there):
+/// become its SyncTarget for every block.
+pub(crate) fn become_target_on_request(
+    conn: &Connection,
+    link: &Link,
+    dev: &Device,
+) -> Result<(), Stop> {
+    pr_info!(
+        "{}/{} drbd{}: the peer replaces our data (invalidate-remote)\n",
+        conn.resource.name,
+        dev.volume,
+        dev.minor
+    );
+    if invalidate_local(dev).is_err() {
+        return Err(Stop::Broken);
+    }
+    invalidate_connected(conn, link, dev)
+}
+
 /// Both sides are equal now: bits this node left in the on-disk bitmap are stale.
 fn clear_disk_bitmap(dev: &Device) {
     let log = dev.io.lock().al.clone();
@@ -136,7 +197,8 @@ pub(crate) fn finish_sync_target(conn: &Connection, dev: &Device, peer: &PeerDev
             }
             b.sb.flags |=
                 crate::proto::meta::MDF_CONSISTENT | crate::proto::meta::MDF_WAS_UP_TO_DATE;
-            b.sb.flags &= !crate::proto::meta::MDF_CRASHED_PRIMARY;
+            b.sb.flags &=
+                !(crate::proto::meta::MDF_CRASHED_PRIMARY | crate::proto::meta::MDF_FULL_SYNC);
             let _ = b.write_superblock();
         }
         st.disk_state = DiskState::UpToDate;

@@ -107,7 +107,9 @@ pub fn wait_for(n: &Node, what: &str, cmd: &str, secs: u64) {
     );
 }
 
-/// sha256 of the data area of /dev/vdb (what /dev/drbd1 exposes).
+/// sha256 of the data area of /dev/vdb (what /dev/drbd1 exposes). The page cache of /dev/vdb
+/// is dropped first: busybox dd may read through it, and a test that wrote /dev/vdb behind
+/// DRBD's back would otherwise see its own stale pages after a resync.
 pub fn data_hash(n: &Node) -> String {
     let sectors: u64 = n
         .run_ok("blockdev --getsz /dev/drbd1")
@@ -115,7 +117,7 @@ pub fn data_hash(n: &Node) -> String {
         .parse()
         .expect("size");
     let out = n.run_ok(&format!(
-        "dd if=/dev/vdb bs=512 count={sectors} iflag=direct 2>/dev/null | sha256sum"
+        "blockdev --flushbufs /dev/vdb && dd if=/dev/vdb bs=512 count={sectors} iflag=direct 2>/dev/null | sha256sum"
     ));
     out.split_whitespace()
         .next()
