@@ -53,12 +53,7 @@ fn tags_on(n: &Node, blocks: u32) -> BTreeSet<u32> {
 fn primary_crash_loses_no_acknowledged_write() {
     let c = Cluster::start(ClusterSpec::new(2).disks(&[DISK_MIB]));
     let (a, b) = (c.node(0), c.node(1));
-    let (ip_a, ip_b) = (c.addr(0, 1), c.addr(1, 0));
-    for n in [a, b] {
-        n.run_ok("modprobe drbd");
-    }
-    configure(a, 0, 1, &ip_a, &ip_b, "C");
-    configure(b, 1, 0, &ip_b, &ip_a, "C");
+    let (ip_a, ip_b) = configured_pair(&c, "C");
     a.run_ok("drbdsetup primary --force r0");
     up_to_date_both(a, b);
 

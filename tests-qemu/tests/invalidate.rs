@@ -26,12 +26,7 @@ fn device_kib(n: &Node) -> u64 {
 fn invalidate_and_invalidate_remote_resync_everything() {
     let c = Cluster::start(ClusterSpec::new(2).disks(&[32]));
     let (a, b) = (c.node(0), c.node(1));
-    let (ip_a, ip_b) = (c.addr(0, 1), c.addr(1, 0));
-    for n in [a, b] {
-        n.run_ok("modprobe drbd");
-    }
-    configure(a, 0, 1, &ip_a, &ip_b, "C");
-    configure(b, 1, 0, &ip_b, &ip_a, "C");
+    configured_pair(&c, "C");
     a.run_ok("drbdsetup primary --force r0");
     up_to_date_both(a, b);
     let full = device_kib(a);
@@ -70,12 +65,7 @@ fn invalidate_and_invalidate_remote_resync_everything() {
     // Without a connection: refused remotely, deferred locally until the link is back.
     c.set_link(0, 1, false);
     for n in [a, b] {
-        wait_for(
-            n,
-            "link loss",
-            "drbdsetup events2 --now r0 | grep -q 'exists connection .*connection:Connecting'",
-            60,
-        );
+        wait_link_loss(n);
     }
     let o = a.run("drbdsetup invalidate-remote r0 1 0");
     assert!(!o.success(), "invalidate-remote without a connection\n{o}");

@@ -63,12 +63,7 @@ fn round(c: &Cluster, protocol: &str) {
     );
     a.run_ok("drbdsetup primary r0");
     c.set_link(0, 1, false);
-    wait_for(
-        a,
-        "link loss",
-        "drbdsetup events2 --now r0 | grep -q 'exists connection .*connection:Connecting'",
-        60,
-    );
+    wait_link_loss(a);
     a.run_ok("dd if=/dev/urandom of=/dev/drbd1 bs=1M count=4 seek=8 oflag=direct 2>/dev/null");
     c.set_link(0, 1, true);
     up_to_date_both(a, b);

@@ -76,12 +76,7 @@ fn two_nodes_sync_failover_reconnect_split_brain() {
 
     // 3. Cut the link, write 8 MiB on A, restore: B catches up and the data areas match.
     c.set_link(0, 1, false);
-    wait_for(
-        a,
-        "link loss",
-        "drbdsetup events2 --now r0 | grep -q 'exists connection .*connection:Connecting'",
-        60,
-    );
+    wait_link_loss(a);
     a.run_ok("dd if=/dev/urandom of=/dev/drbd1 bs=1M count=8 seek=16 oflag=direct 2>/dev/null");
     c.set_link(0, 1, true);
     up_to_date_both(a, b);
@@ -101,12 +96,7 @@ fn two_nodes_sync_failover_reconnect_split_brain() {
     a.run_ok("drbdsetup secondary r0");
     c.set_link(0, 1, false);
     for n in [a, b] {
-        wait_for(
-            n,
-            "link loss",
-            "drbdsetup events2 --now r0 | grep -q 'exists connection .*connection:Connecting'",
-            60,
-        );
+        wait_link_loss(n);
     }
     // Different blocks on each side, so recovery must resync both sides' changes.
     for (n, seek) in [(a, 0), (b, 64)] {

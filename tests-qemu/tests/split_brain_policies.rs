@@ -21,12 +21,7 @@ fn both(c: &Cluster) -> [&Node; 2] {
 fn split_brain(c: &Cluster) {
     c.set_link(0, 1, false);
     for n in both(c) {
-        wait_for(
-            n,
-            "link loss",
-            "drbdsetup events2 --now r0 | grep -q 'exists connection .*connection:Connecting'",
-            60,
-        );
+        wait_link_loss(n);
     }
     for (n, seek) in [(c.node(0), 0), (c.node(1), 64)] {
         n.run_ok(&format!(

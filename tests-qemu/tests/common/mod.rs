@@ -147,3 +147,26 @@ pub fn up_to_date_both(a: &Node, b: &Node) {
         );
     }
 }
+
+/// Waits until `n` lost its peer and tries to reconnect (`connection:Connecting`).
+pub fn wait_link_loss(n: &Node) {
+    wait_for(
+        n,
+        "link loss",
+        "drbdsetup events2 --now r0 | grep -q 'exists connection .*connection:Connecting'",
+        60,
+    );
+}
+
+/// Loads the module on both nodes of `c` and configures `r0` between them (node ids 0 and 1,
+/// fresh meta-data, `protocol`); returns their addresses towards each other.
+pub fn configured_pair(c: &tests_qemu::Cluster, protocol: &str) -> (String, String) {
+    let (a, b) = (c.node(0), c.node(1));
+    let (ip_a, ip_b) = (c.addr(0, 1), c.addr(1, 0));
+    for n in [a, b] {
+        n.run_ok("modprobe drbd");
+    }
+    configure(a, 0, 1, &ip_a, &ip_b, protocol);
+    configure(b, 1, 0, &ip_b, &ip_a, protocol);
+    (ip_a, ip_b)
+}
