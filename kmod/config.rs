@@ -306,7 +306,11 @@ pub(crate) fn attach(
     let old_oos = core::mem::replace(&mut *dev.oos.lock(), oos);
     drop(old_oos);
     dev.set_al(Some(log));
-    dev.set_lower(Some(backing.data.clone()), rs.role == Role::Primary);
+    dev.set_lower(
+        Some(backing.data.clone()),
+        backing.data_sectors(),
+        rs.role == Role::Primary,
+    );
     st.backing = Some(backing);
     st.disk_state = disk_state;
     events::device(&dev, &st, Kind::Change);
@@ -444,7 +448,7 @@ fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
         }
         st.disk_state = DiskState::Detaching;
         events::device(dev, &st, Kind::Change);
-        dev.set_lower(None, rs.role == Role::Primary);
+        dev.set_lower(None, 0, rs.role == Role::Primary);
         dev.set_al(None);
         dev.drain();
         let mut backing = st.backing.take();

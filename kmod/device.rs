@@ -24,6 +24,8 @@ pub(crate) struct DeviceIo {
     pub(crate) writable: bool,
     /// Activity log of the attached disk.
     pub(crate) al: Option<Arc<crate::activity_log::ActivityLog>>,
+    /// Size of the data area in sectors (0 while diskless): peers may write only below it.
+    pub(crate) data_sectors: u64,
 }
 
 /// Slow-path state, behind `Device::state` (process context only).
@@ -99,7 +101,7 @@ impl Device {
                     },
                     "Device::state"
                 ),
-                io <- new_spinlock!(DeviceIo { lower: None, writable: false, al: None }, "Device::io"),
+                io <- new_spinlock!(DeviceIo { lower: None, writable: false, al: None, data_sectors: 0 }, "Device::io"),
                 inflight: AtomicUsize::new(0),
                 counters: DeviceCounters::default(),
                 sync_lock <- new_mutex!((), "Device::sync_lock"),
@@ -125,9 +127,12 @@ impl Device {
         // An empty write is a pure cache flush: it only concerns the local disk (the peer
         // applies each mirrored write before acknowledging it).
         let carries_data = bio.size() > 0;
-        if changes_data && carries_data && self.io.lock().writable {
+        let log = {
+            let io = self.io.lock();
+            (changes_data && carries_data && io.writable).then(|| io.al.clone())
+        };
+        if let Some(log) = log {
             // Record the extents first: after a crash, they are what gets resynced.
-            let log = self.io.lock().al.clone();
             let al = match log.map(|l| l.begin(bio.sector(), u64::from(bio.size()) / 512)) {
                 Some(Ok(r)) => Some(r),
                 Some(Err(_)) => {
@@ -288,10 +293,28 @@ impl Device {
     }
 
     /// Opens the lower device for the I/O path (attach).
-    pub(crate) fn set_lower(&self, lower: Option<Arc<BlockDev>>, writable: bool) {
+    pub(crate) fn set_lower(
+        &self,
+        lower: Option<Arc<BlockDev>>,
+        data_sectors: u64,
+        writable: bool,
+    ) {
         let mut io = self.io.lock();
         io.lower = lower;
+        io.data_sectors = data_sectors;
         io.writable = writable;
+    }
+
+    /// The lower device and the data-area size, for a peer's write of `sectors` at `sector`:
+    /// `None` if diskless or if the range leaves the data area (the meta-data behind it is
+    /// never writable by a peer). Any context.
+    pub(crate) fn peer_target(&self, sector: u64, sectors: u64) -> Option<Arc<BlockDev>> {
+        let io = self.io.lock();
+        let end = sector.checked_add(sectors)?;
+        if end > io.data_sectors {
+            return None;
+        }
+        io.lower.clone()
     }
 
     /// Publishes (or withdraws) the activity log of the attached disk.

@@ -630,24 +630,9 @@ fn on_data(
         return Err(Stop::Protocol);
     }
     let dev = device_of(conn, volume).ok_or(Stop::Protocol)?;
-    let lower = dev.io.lock().lower.clone();
-    let Some(lower) = lower else {
-        return Err(Stop::Protocol);
-    };
-    let end = dh
-        .sector
-        .checked_add((data.len() / 512) as u64)
+    let lower = dev
+        .peer_target(dh.sector, (data.len() / 512) as u64)
         .ok_or(Stop::Protocol)?;
-    // Only the data area: the meta-data behind it is never writable by a peer.
-    let data_sectors = dev
-        .state
-        .lock()
-        .backing
-        .as_ref()
-        .map_or(0, |b| b.data_sectors());
-    if end > data_sectors {
-        return Err(Stop::Protocol);
-    }
     if cmd == wire::P_DATA && dh.dp_flags & wire::DP_SEND_RECEIVE_ACK != 0 {
         send_ack(link, wire::P_RECV_ACK, volume, &dh, data.len()).map_err(|_| Stop::Broken)?;
     }

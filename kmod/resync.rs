@@ -129,19 +129,8 @@ fn clear_disk_bitmap(dev: &Device) {
 /// `P_OUT_OF_SYNC` from the peer: these blocks differ, mark them for the resync.
 pub(crate) fn on_out_of_sync(dev: &Device, payload: &[u8]) -> Result<(), Stop> {
     let desc = BlockDesc::decode(payload).map_err(|_| Stop::Protocol)?;
-    let end = desc
-        .sector
-        .checked_add(u64::from(desc.blksize).div_ceil(512))
+    dev.peer_target(desc.sector, u64::from(desc.blksize).div_ceil(512))
         .ok_or(Stop::Protocol)?;
-    let data_sectors = dev
-        .state
-        .lock()
-        .backing
-        .as_ref()
-        .map_or(0, |b| b.data_sectors());
-    if end > data_sectors {
-        return Err(Stop::Protocol);
-    }
     dev.oos.lock().mark(desc.sector, u64::from(desc.blksize));
     Ok(())
 }
