@@ -32,6 +32,7 @@ mod nl;
 mod oos;
 mod options;
 mod packet;
+mod peer_write;
 mod procfs;
 mod proto;
 mod registry;

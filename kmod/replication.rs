@@ -14,12 +14,14 @@
 use crate::connection::{Connection, PeerDev};
 use crate::device::Device;
 use crate::packet;
+use crate::peer_write::{AckPlan, PeerWriter, PeerWrites};
 use crate::proto::wire::{BlockAck, DataHeader, DrbdState, Header, HeaderKind, Uuids110};
 use crate::proto::{state, uuid, wire};
 use crate::resource::{Resource, ResourceState};
 use crate::resync::{finish_sync_target, start_sync_source, start_sync_target};
 use crate::spec::generated::{ConnState, DiskState, ReplState, Role};
 use crate::sys::bio::{SharedCompletion, UpperBio};
+use crate::sys::peer_bio::{PageBuf, WriteFlags};
 use crate::sys::socket::Socket;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
@@ -460,32 +462,40 @@ pub(crate) enum Stop {
     Diverged(&'static str),
 }
 
-/// Reads the data stream until it fails. Runs in its own thread.
+/// Reads the data stream until it fails. Runs in its own thread. Writes are submitted
+/// without waiting (`crate::peer_write`); everything else is handled after the writes before
+/// it finished.
 pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
     let kind = link.kind();
     link.data.set_recv_timeout(0);
+    let writer = match PeerWriter::start(conn, link) {
+        Ok(w) => w,
+        Err(_) => return Stop::Broken,
+    };
     loop {
         let h = match packet::recv_header(&link.data, kind) {
             Ok(h) => h,
             Err(e) if e == EINVAL => return Stop::Protocol,
             Err(_) => return Stop::Broken,
         };
-        let max = if matches!(h.cmd, wire::P_DATA | wire::P_RS_DATA_REPLY) {
-            MAX_DATA_PAYLOAD + DataHeader::SIZE as u32
-        } else {
-            MAX_STATE_PAYLOAD
-        };
-        let payload = match packet::recv_payload(&link.data, h.length, max) {
+        let volume = u32::from(h.volume);
+        if matches!(h.cmd, wire::P_DATA | wire::P_RS_DATA_REPLY) {
+            if let Err(stop) = on_data(conn, link, &writer.writes, volume, h.cmd, h.length) {
+                return stop;
+            }
+            continue;
+        }
+        let payload = match packet::recv_payload(&link.data, h.length, MAX_STATE_PAYLOAD) {
             Ok(p) => p,
             Err(e) if e == EINVAL => return Stop::Protocol,
             Err(_) => return Stop::Broken,
         };
-        let volume = u32::from(h.volume);
+        // State follows data: apply it only once the writes before it are on disk.
+        writer.writes.drain();
         let result = match h.cmd {
             wire::P_SIZES => on_sizes(conn, volume, &payload),
             wire::P_UUIDS110 => on_uuids(conn, volume, &payload),
             wire::P_STATE => on_state(conn, link, volume, &payload),
-            wire::P_DATA | wire::P_RS_DATA_REPLY => on_data(conn, link, volume, h.cmd, &payload),
             wire::P_OUT_OF_SYNC => device_of(conn, volume)
                 .ok_or(Stop::Protocol)
                 .and_then(|dev| crate::resync::on_out_of_sync(&dev, &payload)),
@@ -617,62 +627,80 @@ fn on_state(
     }
 }
 
+/// Receives a write (`P_DATA`, `P_RS_DATA_REPLY`) of `length` payload bytes straight into
+/// pages and submits it; the ack thread acknowledges it once it is on disk.
 fn on_data(
     conn: &Connection,
     link: &Link,
+    writes: &Arc<PeerWrites>,
     volume: u32,
     cmd: u16,
-    payload: &[u8],
+    length: u32,
 ) -> Result<(), Stop> {
-    let dh = DataHeader::decode(payload).map_err(|_| Stop::Protocol)?;
-    let data = payload.get(DataHeader::SIZE..).ok_or(Stop::Protocol)?;
-    if data.is_empty() || data.len() % 512 != 0 {
-        return Err(Stop::Protocol);
-    }
+    let size = length
+        .checked_sub(DataHeader::SIZE as u32)
+        .filter(|&n| n > 0 && n % 512 == 0 && n <= MAX_DATA_PAYLOAD)
+        .ok_or(Stop::Protocol)?;
+    let mut hb = [0u8; DataHeader::SIZE];
+    link.data.recv_exact(&mut hb).map_err(|_| Stop::Broken)?;
+    let dh = DataHeader::decode(&hb).map_err(|_| Stop::Protocol)?;
     let dev = device_of(conn, volume).ok_or(Stop::Protocol)?;
     let lower = dev
-        .peer_target(dh.sector, (data.len() / 512) as u64)
+        .peer_target(dh.sector, u64::from(size / 512))
         .ok_or(Stop::Protocol)?;
-    if cmd == wire::P_DATA && dh.dp_flags & wire::DP_SEND_RECEIVE_ACK != 0 {
-        send_ack(link, wire::P_RECV_ACK, volume, &dh, data.len()).map_err(|_| Stop::Broken)?;
-    }
-    let fua = dh.dp_flags & wire::DP_FUA != 0;
-    let ok = lower.write_from(dh.sector, data, fua).is_ok();
-    if !ok {
-        pr_err!(
-            "{}/{} drbd{}: local write failed at sector {}\n",
-            conn.resource.name,
-            volume,
-            dev.minor,
-            dh.sector
-        );
-    }
-    let ack = match (cmd, ok) {
-        (wire::P_RS_DATA_REPLY, true) => Some(wire::P_RS_WRITE_ACK),
-        (wire::P_RS_DATA_REPLY, false) => Some(wire::P_NEG_ACK),
-        (_, true) if dh.dp_flags & wire::DP_SEND_WRITE_ACK != 0 => Some(wire::P_WRITE_ACK),
-        (_, false) if dh.dp_flags & wire::DP_SEND_WRITE_ACK != 0 => Some(wire::P_NEG_ACK),
-        _ => None,
+    let plan = AckPlan {
+        on_ok: match cmd {
+            wire::P_RS_DATA_REPLY => Some(wire::P_RS_WRITE_ACK),
+            _ if dh.dp_flags & wire::DP_SEND_WRITE_ACK != 0 => Some(wire::P_WRITE_ACK),
+            _ => None,
+        },
+        on_fail: match cmd {
+            wire::P_RS_DATA_REPLY => Some(wire::P_NEG_ACK),
+            _ if dh.dp_flags & wire::DP_SEND_WRITE_ACK != 0 => Some(wire::P_NEG_ACK),
+            _ => None,
+        },
+        volume: volume as u16,
+        sector: dh.sector,
+        block_id: dh.block_id,
+        seq_num: dh.seq_num,
+        size,
+        resync: cmd == wire::P_RS_DATA_REPLY,
     };
-    if let Some(ack) = ack {
-        send_ack(link, ack, volume, &dh, data.len()).map_err(|_| Stop::Broken)?;
+    if cmd == wire::P_DATA && dh.dp_flags & wire::DP_SEND_RECEIVE_ACK != 0 {
+        send_block_ack(link, wire::P_RECV_ACK, &plan).map_err(|_| Stop::Broken)?;
     }
-    if cmd == wire::P_RS_DATA_REPLY {
-        conn.add_synced(volume, (data.len() / 512) as u64);
+    let flags = WriteFlags {
+        preflush: dh.dp_flags & wire::DP_FLUSH != 0,
+        fua: dh.dp_flags & wire::DP_FUA != 0,
+    };
+    let slot = writes.reserve(plan, flags.preflush).ok_or(Stop::Broken)?;
+    let mut buf = match PageBuf::alloc(size as usize) {
+        Ok(b) => b,
+        Err(_) => {
+            writes.release(slot);
+            pr_err!("{}: out of memory for a peer write\n", conn.resource.name);
+            return Err(Stop::Broken);
+        }
+    };
+    if buf.recv(&link.data).is_err() {
+        writes.release(slot);
+        return Err(Stop::Broken);
     }
+    writes.submit(slot, dh.sector, lower, buf, flags);
     Ok(())
 }
 
-fn send_ack(link: &Link, cmd: u16, volume: u32, dh: &DataHeader, len: usize) -> Result {
+/// Sends the acknowledgement `cmd` for a peer write on the meta stream.
+pub(crate) fn send_block_ack(link: &Link, cmd: u16, plan: &AckPlan) -> Result {
     let ack = BlockAck {
-        sector: dh.sector,
-        block_id: dh.block_id,
-        blksize: len as u32,
-        seq_num: dh.seq_num,
+        sector: plan.sector,
+        block_id: plan.block_id,
+        blksize: plan.size,
+        seq_num: plan.seq_num,
     };
     let mut b = [0u8; BlockAck::SIZE];
     ack.encode(&mut b).map_err(|_| EINVAL)?;
-    link.send_meta(cmd, volume as u16, &b)
+    link.send_meta(cmd, plan.volume, &b)
 }
 
 /// Handles an acknowledgement on the meta stream; `false` = protocol violation.

@@ -114,7 +114,7 @@ impl BlockDev {
     }
 }
 
-/// Largest buffer `read_into`/`write_from` move in one bio (256 pages).
+/// Largest transfer in one bio (256 pages): `read_into` and writes received from a peer.
 pub(crate) const MAX_XFER: usize = 1 << 20;
 
 impl BlockDev {
@@ -127,19 +127,6 @@ impl BlockDev {
             // SAFETY: `buf[at..at + len]` is valid for writes of `len` bytes.
             unsafe { page.read_raw(buf[at..].as_mut_ptr(), 0, len) }?;
         }
-        Ok(())
-    }
-
-    /// Writes `data` (a multiple of 512, at most [`MAX_XFER`]) at `sector`; `fua` makes it
-    /// durable before completion. Returns when the write completed.
-    pub(crate) fn write_from(&self, sector: u64, data: &[u8], fua: bool) -> Result {
-        let opf = REQ_OP_WRITE | REQ_SYNC | if fua { REQ_FUA } else { 0 };
-        self.xfer(sector, data.len(), opf, |i, page| {
-            let at = i * PAGE;
-            let len = (data.len() - at).min(PAGE);
-            // SAFETY: `data[at..at + len]` is valid for reads of `len` bytes.
-            unsafe { page.write_raw(data[at..].as_ptr(), 0, len) }
-        })?;
         Ok(())
     }
 

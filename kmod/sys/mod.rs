@@ -10,5 +10,6 @@ pub(crate) mod genl;
 pub(crate) mod global;
 pub(crate) mod irqlock;
 pub(crate) mod misc;
+pub(crate) mod peer_bio;
 pub(crate) mod socket;
 pub(crate) mod thread;

@@ -220,6 +220,36 @@ impl Socket {
         Ok(())
     }
 
+    /// Receives exactly `len` bytes into the buffers `msg.msg_iter` describes (the iterator
+    /// advances with every partial receive); fails on end of stream, error or timeout.
+    ///
+    /// # Safety
+    /// `msg` is a zeroed `msghdr` whose `msg_iter` covers `len` bytes of memory that stays
+    /// valid for writes and unaliased during the call.
+    pub(super) unsafe fn recv_msg(&self, msg: &mut bindings::msghdr, len: usize) -> Result {
+        let mut done = 0;
+        while done < len {
+            msg.msg_flags = 0;
+            // SAFETY: `self.sock` is valid (invariant); `msg` as the caller guarantees.
+            let got = unsafe {
+                bindings::sock_recvmsg(
+                    self.sock,
+                    msg,
+                    (bindings::MSG_WAITALL | bindings::MSG_NOSIGNAL) as i32,
+                )
+            };
+            if got <= 0 {
+                return Err(if got < 0 {
+                    Error::from_errno(got)
+                } else {
+                    ECONNRESET_COMPAT
+                });
+            }
+            done += got as usize;
+        }
+        Ok(())
+    }
+
     /// Sends the payload of `bio` (the caller keeps the bio alive during the call).
     pub(super) fn send_bio(&self, bio: *mut bindings::bio) -> Result {
         // SAFETY: `self.sock` is valid; the caller guarantees `bio` is live.

@@ -1,0 +1,169 @@
+//! Page buffers filled straight from a socket and written to a lower device without waiting:
+//! the data path of writes received from a peer. The receiver reads a payload into whole
+//! pages (no intermediate copy), submits one bio over them and goes on reading while the
+//! disk works; the completion hands buffer, device and caller context back in any context.
+
+use super::bdev::{BlockDev, MAX_XFER};
+use super::ffi;
+use super::socket::Socket;
+use kernel::bindings;
+use kernel::page::Page;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+const PAGE: usize = 4096;
+const REQ_OP_WRITE: u32 = bindings::req_op_REQ_OP_WRITE;
+const REQ_SYNC: u32 = 1 << bindings::req_flag_bits___REQ_SYNC;
+const REQ_FUA: u32 = 1 << bindings::req_flag_bits___REQ_FUA;
+const REQ_PREFLUSH: u32 = 1 << bindings::req_flag_bits___REQ_PREFLUSH;
+
+/// `len` bytes (a multiple of 512, at most [`MAX_XFER`]) in whole pages, with the segment
+/// list a socket receive and a bio both use.
+///
+/// # Invariants
+/// `segments[i]` describes `pages[i]` (offset 0, `PAGE` bytes except the last, which holds
+/// the rest of `len`); the pages live as long as the value.
+pub(crate) struct PageBuf {
+    /// Owns the pages the segments point at.
+    _pages: KVec<Page>,
+    segments: KVec<bindings::bio_vec>,
+    len: usize,
+}
+
+// SAFETY: the raw page pointers in `segments` point at pages owned by `pages`, which are
+// `Send`/`Sync`; nothing else aliases them.
+unsafe impl Send for PageBuf {}
+// SAFETY: see above; shared access only reads the descriptors.
+unsafe impl Sync for PageBuf {}
+
+impl PageBuf {
+    /// Allocates a buffer of `len` bytes (no I/O reclaim: the caller feeds a block device).
+    pub(crate) fn alloc(len: usize) -> Result<Self> {
+        if len == 0 || len % 512 != 0 || len > MAX_XFER {
+            return Err(EINVAL);
+        }
+        let _noio = super::misc::NoIoScope::enter();
+        let n = len.div_ceil(PAGE);
+        let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut segments = KVec::with_capacity(n, GFP_KERNEL)?;
+        for i in 0..n {
+            let page = Page::alloc_page(GFP_KERNEL)?;
+            segments.push(
+                bindings::bio_vec {
+                    bv_page: page.as_ptr(),
+                    bv_len: (len - i * PAGE).min(PAGE) as u32,
+                    bv_offset: 0,
+                },
+                GFP_KERNEL,
+            )?;
+            pages.push(page, GFP_KERNEL)?;
+        }
+        // INVARIANT: one segment per page, sized as documented.
+        Ok(Self {
+            _pages: pages,
+            segments,
+            len,
+        })
+    }
+
+    /// Fills the whole buffer from `sock`; fails on end of stream, error or timeout.
+    pub(crate) fn recv(&mut self, sock: &Socket) -> Result {
+        // SAFETY: a zeroed msghdr is valid; the iterator covers our own pages (invariant),
+        // which stay alive and unshared (`&mut self`) for the whole call.
+        unsafe {
+            let mut msg: bindings::msghdr = core::mem::zeroed();
+            bindings::iov_iter_bvec(
+                &mut msg.msg_iter,
+                bindings::ITER_DEST,
+                self.segments.as_ptr(),
+                self.segments.len() as _,
+                self.len,
+            );
+            sock.recv_msg(&mut msg, self.len)
+        }
+    }
+}
+
+/// Durability wanted for a write.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct WriteFlags {
+    /// Flush the device's cache before the write (covers everything completed before it).
+    pub(crate) preflush: bool,
+    /// The write itself is durable on completion.
+    pub(crate) fua: bool,
+}
+
+/// Told when a write submitted by [`submit_write`] finished.
+pub(crate) trait WriteDone: Send + Sized {
+    /// Runs in the bio's completion, in any context (hard interrupts included): it must not
+    /// sleep, and must not drop the last reference of `lower` (closing a device sleeps).
+    fn done(self, buf: PageBuf, lower: Arc<BlockDev>, ok: bool);
+}
+
+/// What a bio in flight owns until its completion.
+struct InFlight<T: WriteDone> {
+    buf: PageBuf,
+    lower: Arc<BlockDev>,
+    ctx: T,
+}
+
+/// Writes `buf` at `sector` of `lower` without waiting; `ctx.done` runs at completion. Gives
+/// everything back if no bio could be built.
+#[allow(clippy::type_complexity)]
+pub(crate) fn submit_write<T: WriteDone>(
+    lower: Arc<BlockDev>,
+    sector: u64,
+    buf: PageBuf,
+    flags: WriteFlags,
+    ctx: T,
+) -> Result<(), (T, PageBuf, Arc<BlockDev>)> {
+    let opf = REQ_OP_WRITE
+        | REQ_SYNC
+        | if flags.fua { REQ_FUA } else { 0 }
+        | if flags.preflush { REQ_PREFLUSH } else { 0 };
+    let n = buf.segments.len();
+    let raw_bdev = lower.raw();
+    let slot = {
+        let _noio = super::misc::NoIoScope::enter();
+        KBox::<InFlight<T>>::new_uninit(GFP_KERNEL)
+    };
+    let Ok(slot) = slot else {
+        return Err((ctx, buf, lower));
+    };
+    let owned = slot.write(InFlight { buf, lower, ctx });
+    // SAFETY: `raw_bdev` is valid while `owned.lower` lives, which is until completion.
+    let bio = unsafe { ffi::shim_bio_alloc(raw_bdev, sector, n as u16, opf) };
+    if bio.is_null() {
+        let InFlight { buf, lower, ctx } = KBox::into_inner(owned);
+        return Err((ctx, buf, lower));
+    }
+    for seg in owned.buf.segments.iter() {
+        // SAFETY: `bio` has room for `n` vectors; the pages are owned by `owned`, which the
+        // completion frees only after the bio is done.
+        unsafe { bindings::__bio_add_page(bio, seg.bv_page, seg.bv_len, 0) };
+    }
+    let ctx = KBox::into_raw(owned);
+    // SAFETY: `bio` is ours; the completion takes `ctx` back exactly once.
+    unsafe {
+        (*bio).bi_private = ctx.cast();
+        (*bio).bi_end_io = Some(write_endio::<T>);
+        bindings::submit_bio_noacct(bio);
+    }
+    Ok(())
+}
+
+/// Completion of a bio built by [`submit_write`] (any context; never sleeps).
+///
+/// # Safety
+/// Called by the block layer once per such bio, whose `bi_private` is the leaked box.
+unsafe extern "C" fn write_endio<T: WriteDone>(bio: *mut bindings::bio) {
+    // SAFETY: `bi_private` is the box leaked by `submit_write`; taken back once.
+    let (owned, ok) = unsafe {
+        let owned = KBox::from_raw((*bio).bi_private as *mut InFlight<T>);
+        let ok = (*bio).bi_status == 0;
+        bindings::bio_put(bio);
+        (owned, ok)
+    };
+    let InFlight { buf, lower, ctx } = KBox::into_inner(owned);
+    ctx.done(buf, lower, ok);
+}
