@@ -13,6 +13,18 @@ pub(crate) fn send(
     volume: u16,
     parts: &[&[u8]],
 ) -> Result {
+    send_corked(sock, kind, cmd, volume, parts, false)
+}
+
+/// Sends one packet; with `more`, its last bytes stay corked for the packet sent next.
+pub(crate) fn send_corked(
+    sock: &Socket,
+    kind: HeaderKind,
+    cmd: u16,
+    volume: u16,
+    parts: &[&[u8]],
+    more: bool,
+) -> Result {
     let length: usize = parts.iter().map(|p| p.len()).sum();
     let header = Header {
         kind,
@@ -26,7 +38,7 @@ pub(crate) fn send(
     for (slot, part) in all.iter_mut().skip(1).zip(parts.iter()) {
         *slot = part;
     }
-    sock.send_all(&all[..1 + parts.len().min(3)])
+    sock.send_parts(&all[..1 + parts.len().min(3)], more)
 }
 
 /// Protocol violation by the peer (drops the connection).

@@ -233,10 +233,11 @@ impl PeerWrites {
         self.changed.notify_all();
     }
 
-    /// Waits for a finished write and frees its slot, returning its ack plan and result;
+    /// Waits for a finished write and frees its slot, returning its ack plan, its result and
+    /// whether another finished write is already waiting (its ack can share a TCP segment);
     /// `None` once stopping and idle. Buffer and device reference are released here, outside
     /// the lock (process context).
-    fn next_finished(&self) -> Option<(AckPlan, bool)> {
+    fn next_finished(&self) -> Option<(AckPlan, bool, bool)> {
         let mut inner = self.inner.lock();
         let index = loop {
             if let Some(i) = inner
@@ -256,20 +257,21 @@ impl PeerWrites {
             .get(index)
             .and_then(|s| Some((s.plan?, s.result?)));
         let released = Self::free(&mut inner, index);
+        let more = inner.slots.iter().any(|s| s.busy && s.result.is_some());
         drop(inner);
         self.changed.notify_all();
         drop(released);
-        finished
+        finished.map(|(plan, ok)| (plan, ok, more))
     }
 }
 
 /// Sends the acks of finished peer writes until the receiver stops it.
 fn ack_loop(conn: &Connection, link: &Link, writes: &PeerWrites) {
-    while let Some((plan, ok)) = writes.next_finished() {
+    while let Some((plan, ok, more)) = writes.next_finished() {
         let cmd = if ok { plan.on_ok } else { plan.on_fail };
         if let Some(cmd) = cmd {
             // A failed send means the link is going down; the slot is freed anyway.
-            let _ = crate::replication::send_block_ack(link, cmd, &plan);
+            let _ = crate::replication::send_block_ack(link, cmd, &plan, more);
         }
         if !ok {
             pr_err!(

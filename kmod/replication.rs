@@ -102,8 +102,19 @@ impl Link {
 
     /// Sends a packet on the meta stream.
     pub(crate) fn send_meta(&self, cmd: u16, volume: u16, payload: &[u8]) -> Result {
+        self.send_meta_corked(cmd, volume, payload, false)
+    }
+
+    /// Sends a packet on the meta stream, kept corked if `more` (another one follows at once).
+    pub(crate) fn send_meta_corked(
+        &self,
+        cmd: u16,
+        volume: u16,
+        payload: &[u8],
+        more: bool,
+    ) -> Result {
         let _guard = self.meta_tx.lock();
-        packet::send(&self.meta, self.kind(), cmd, volume, &[payload])
+        packet::send_corked(&self.meta, self.kind(), cmd, volume, &[payload], more)
     }
 
     fn add_pending(&self, req: &Arc<SharedCompletion>, holds_part: bool) -> Result<u64> {
@@ -667,7 +678,7 @@ fn on_data(
         resync: cmd == wire::P_RS_DATA_REPLY,
     };
     if cmd == wire::P_DATA && dh.dp_flags & wire::DP_SEND_RECEIVE_ACK != 0 {
-        send_block_ack(link, wire::P_RECV_ACK, &plan).map_err(|_| Stop::Broken)?;
+        send_block_ack(link, wire::P_RECV_ACK, &plan, false).map_err(|_| Stop::Broken)?;
     }
     let flags = WriteFlags {
         preflush: dh.dp_flags & wire::DP_FLUSH != 0,
@@ -690,8 +701,9 @@ fn on_data(
     Ok(())
 }
 
-/// Sends the acknowledgement `cmd` for a peer write on the meta stream.
-pub(crate) fn send_block_ack(link: &Link, cmd: u16, plan: &AckPlan) -> Result {
+/// Sends the acknowledgement `cmd` for a peer write on the meta stream; `more`: another ack
+/// follows at once (corked into the same segment).
+pub(crate) fn send_block_ack(link: &Link, cmd: u16, plan: &AckPlan, more: bool) -> Result {
     let ack = BlockAck {
         sector: plan.sector,
         block_id: plan.block_id,
@@ -700,7 +712,7 @@ pub(crate) fn send_block_ack(link: &Link, cmd: u16, plan: &AckPlan) -> Result {
     };
     let mut b = [0u8; BlockAck::SIZE];
     ack.encode(&mut b).map_err(|_| EINVAL)?;
-    link.send_meta(cmd, plan.volume, &b)
+    link.send_meta_corked(cmd, plan.volume, &b, more)
 }
 
 /// Handles an acknowledgement on the meta stream; `false` = protocol violation.
@@ -862,7 +874,8 @@ pub(crate) fn mirror_write(
         let mut h = [0u8; 16];
         match header.encode(&mut h) {
             Ok(n) => {
-                link.data.send_all(&[&h[..n], &hb]).is_ok() && req.send_payload(&link.data).is_ok()
+                link.data.send_parts(&[&h[..n], &hb], true).is_ok()
+                    && req.send_payload(&link.data).is_ok()
             }
             Err(_) => false,
         }

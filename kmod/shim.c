@@ -322,18 +322,23 @@ long shim_msecs_to_jiffies(u32 ms)
 
 /* ---- replication helpers ----------------------------------------------------------------- */
 
-/* Sends the payload of a bio (all its segments) on a socket; 0 or -errno. */
+/* Sends the payload of a bio (all its segments, corked until the last) on a socket; 0 or
+ * -errno. */
 int shim_sock_send_bio(struct socket *sock, struct bio *bio)
 {
 	struct bio_vec bvec;
 	struct bvec_iter iter;
 	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
 
+	unsigned int left = bio->bi_iter.bi_size;
+
 	bio_for_each_segment(bvec, bio, iter) {
 		struct kvec vec;
 		int sent = 0, ret;
 		void *addr = kmap_local_page(bvec.bv_page);
 
+		left -= bvec.bv_len;
+		msg.msg_flags = MSG_NOSIGNAL | (left ? MSG_MORE : 0);
 		while (sent < bvec.bv_len) {
 			vec.iov_base = addr + bvec.bv_offset + sent;
 			vec.iov_len = bvec.bv_len - sent;

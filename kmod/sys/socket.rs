@@ -158,9 +158,12 @@ impl Socket {
         unsafe { ffi::shim_sock_set_sndtimeo(self.sock, ms_to_jiffies(ms)) }
     }
 
-    /// Sends all of `parts` in order (one message, gathered).
-    pub(crate) fn send_all(&self, parts: &[&[u8]]) -> Result {
-        for part in parts {
+    /// Sends all of `parts` in order, each but the last with `MSG_MORE` so that one packet
+    /// travels in as few TCP segments as possible (the sockets are `TCP_NODELAY`);
+    /// `more_follows` keeps the last one corked too, for a payload sent right after.
+    pub(crate) fn send_parts(&self, parts: &[&[u8]], more_follows: bool) -> Result {
+        for (i, part) in parts.iter().enumerate() {
+            let more = more_follows || i + 1 < parts.len();
             let mut done = 0;
             while done < part.len() {
                 let rest = &part[done..];
@@ -168,10 +171,11 @@ impl Socket {
                     iov_base: rest.as_ptr() as *mut _,
                     iov_len: rest.len(),
                 };
+                let flags = bindings::MSG_NOSIGNAL | if more { bindings::MSG_MORE } else { 0 };
                 // SAFETY: zeroed msghdr is valid for kernel_sendmsg; `vec` points into `part`.
                 let sent = unsafe {
                     let mut msg: bindings::msghdr = core::mem::zeroed();
-                    msg.msg_flags = (bindings::MSG_NOSIGNAL) as _;
+                    msg.msg_flags = flags as _;
                     bindings::kernel_sendmsg(self.sock, &mut msg, &mut vec, 1, rest.len())
                 };
                 if sent <= 0 {
