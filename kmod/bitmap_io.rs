@@ -1,7 +1,8 @@
 //! The on-disk bitmap of the v09 meta-data: read into the in-memory out-of-sync map at attach
 //! (`drbdmeta apply-al` puts a crashed Primary's activity-log extents there), whole extents
-//! set before the activity log forgets an extent that still has marked blocks, and cleared
-//! once a resync has made both sides equal.
+//! set before the activity log forgets an extent that still has marked blocks, every marked
+//! block written at detach (so a restart resyncs only those), and cleared once a resync has
+//! made both sides equal.
 //!
 //! Layout (facts of v09): one bit per 4 KiB block per peer slot, slots interleaved in
 //! little-endian 32-bit words (`word k * max_peers + slot` holds bits `32k..32k+31` of that
@@ -13,7 +14,7 @@ use crate::proto::al::BM_BYTES_PER_AL_EXT;
 use crate::proto::meta::MdLayout;
 use crate::sys::bdev::{BlockDev, MD_BLOCK};
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, SpinLock};
 
 /// Where the bitmap of one meta-data area is.
 ///
@@ -108,6 +109,43 @@ impl DiskBitmap {
             self.md.write_block(self.sector_of(block), b)?;
             written.push(block, GFP_KERNEL)?;
             at = (block + 1) * MD_BLOCK as u64;
+        }
+        Ok(written)
+    }
+
+    /// Sets every block marked in `oos` in every slot (bits already set stay); returns the
+    /// number of bitmap blocks written. Durable on return.
+    pub(crate) fn merge_from(&self, oos: &SpinLock<OosMap>) -> Result<u64> {
+        let mut disk = block_buf()?;
+        let mut wanted = block_buf()?;
+        let mut written = 0;
+        let peers = u64::from(self.max_peers);
+        let words_per_block = (MD_BLOCK / 4) as u64;
+        for block in 0..self.blocks() {
+            let mut any = false;
+            {
+                let map = oos.lock();
+                for (i, w) in wanted.chunks_exact_mut(4).enumerate() {
+                    let global = block * words_per_block + i as u64;
+                    let word = map.word32((global / peers) * 32);
+                    any |= word != 0;
+                    w.copy_from_slice(&word.to_le_bytes());
+                }
+            }
+            if !any {
+                continue;
+            }
+            let d = as_block(&mut disk)?;
+            self.md.read_block(self.sector_of(block), d)?;
+            let mut changed = false;
+            for (o, n) in d.iter_mut().zip(wanted.iter()) {
+                changed |= *o | *n != *o;
+                *o |= *n;
+            }
+            if changed {
+                self.md.write_block(self.sector_of(block), d)?;
+                written += 1;
+            }
         }
         Ok(written)
     }

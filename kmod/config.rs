@@ -216,17 +216,14 @@ pub(crate) fn attach(
     // Declared before the guards, so that on failure it is closed after they are released.
     let mut backing = Backing::open(req, holder, res.node_id)?;
     backing.disk_conf = disk_conf;
-    // Out-of-sync bits live in memory only: if the meta-data says a peer is behind (a bitmap
-    // UUID is set), every block counts as out of sync towards it.
+    // The on-disk bitmap is complete (written at detach; after a crash, extents recorded
+    // before the log forgot them plus the log's own extents, which `drbdmeta apply-al` put
+    // there), so only a requested full sync marks every block.
     let mut oos =
         crate::oos::OosMap::new(backing.data_sectors()).map_err(|_| fail!(ret::ERR_NOMEM))?;
-    if backing.sb.peers.iter().any(|p| p.bitmap_uuid != 0)
-        || backing.sb.flags & meta::MDF_FULL_SYNC != 0
-    {
+    if backing.sb.flags & meta::MDF_FULL_SYNC != 0 {
         oos.mark_all();
     }
-    // Bits on disk: a crashed Primary's activity-log extents (`drbdmeta apply-al`) or
-    // extents this node recorded before forgetting them.
     let md = backing.md_dev();
     let max_peers = backing.sb.bm_max_peers;
     let on_disk = crate::bitmap_io::DiskBitmap::new(md.clone(), &backing.layout, max_peers)
@@ -457,6 +454,29 @@ fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
             writer.stop();
         }
         if let Some(b) = backing.as_mut() {
+            // The blocks still owed to a peer outlive the detach, so that the next attach
+            // resyncs only those (the activity log, about to be marked clean, no longer
+            // covers the extents it held).
+            let on_disk =
+                crate::bitmap_io::DiskBitmap::new(b.md_dev(), &b.layout, b.sb.bm_max_peers);
+            match on_disk.merge_from(&dev.oos) {
+                Ok(0) => {}
+                Ok(n) => pr_info!(
+                    "drbd{}: {} KiB out of sync written to the on-disk bitmap ({} blocks)\n",
+                    dev.minor,
+                    dev.oos.lock().count() * 4,
+                    n
+                ),
+                Err(e) => {
+                    // Without the bits the next attach must assume everything changed.
+                    b.sb.flags |= meta::MDF_FULL_SYNC;
+                    pr_warn!(
+                        "drbd{}: writing the bitmap failed ({}): a full sync follows\n",
+                        dev.minor,
+                        e.to_errno()
+                    );
+                }
+            }
             b.sb.flags |= meta::MDF_AL_CLEAN;
             if let Err(f) = b.write_superblock() {
                 pr_warn!("drbd{}: {} {}\n", dev.minor, f.text(), f.info());

@@ -1,8 +1,8 @@
 //! Out-of-sync tracking towards the peer: one bit per 4 KiB block of the device (operations
 //! from `proto::bitmap`), set for writes the peer did not get (disconnected, or a failed send)
-//! and for a full sync, cleared as the resync sends the blocks. Kept in memory; after a restart
-//! the data generations make the handshake choose a full sync, so losing the bits never loses
-//! data.
+//! and for a full sync, cleared as the resync sends the blocks. Kept in memory; the on-disk
+//! bitmap (`crate::bitmap_io`) together with the activity log always covers it: extents are
+//! written there before the log forgets them, and a detach writes every bit.
 
 use crate::proto::bitmap;
 use kernel::alloc::VVec;
@@ -80,6 +80,16 @@ impl OosMap {
         if bit < self.bits {
             self.set += bitmap::set_range(&mut self.words, bit, bit + 1);
         }
+    }
+
+    /// The 32 blocks from `first` (a multiple of 32) as one word, lowest block in bit 0.
+    pub(crate) fn word32(&self, first: u64) -> u32 {
+        let Ok(index) = usize::try_from(first / 64) else {
+            return 0;
+        };
+        self.words
+            .get(index)
+            .map_or(0, |w| (w >> (first % 64)) as u32)
     }
 
     /// Whether any block of `first..end` is marked.

@@ -100,6 +100,29 @@ impl Link {
         packet::send(&self.data, self.kind(), cmd, volume, parts)
     }
 
+    /// Sends a packet on the data stream whose payload is `head` followed by the first `len`
+    /// bytes of `buf`.
+    pub(crate) fn send_data_pages(
+        &self,
+        cmd: u16,
+        volume: u16,
+        head: &[u8],
+        buf: &PageBuf,
+        len: usize,
+    ) -> Result {
+        let header = Header {
+            kind: self.kind(),
+            cmd,
+            length: u32::try_from(head.len() + len).map_err(|_| EINVAL)?,
+            volume,
+        };
+        let mut h = [0u8; 16];
+        let n = header.encode(&mut h).map_err(|_| EINVAL)?;
+        let _guard = self.data_tx.lock();
+        self.data.send_parts(&[&h[..n], head], true)?;
+        buf.send(&self.data, len, false)
+    }
+
     /// Sends a packet on the meta stream.
     pub(crate) fn send_meta(&self, cmd: u16, volume: u16, payload: &[u8]) -> Result {
         self.send_meta_corked(cmd, volume, payload, false)

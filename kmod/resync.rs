@@ -236,7 +236,8 @@ pub(crate) fn start_sync_source(
 /// Sends every out-of-sync block of `dev` to the peer, then reports Established. A block whose
 /// send fails is marked again (the next resync covers it).
 fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
-    let Ok(mut buf) = KVec::from_elem(0u8, RESYNC_CHUNK, GFP_KERNEL) else {
+    // One buffer for the whole resync: read from the disk into its pages, sent from them.
+    let Ok(mut buf) = crate::sys::peer_bio::PageBuf::alloc(RESYNC_CHUNK) else {
         return;
     };
     let max_bits = (RESYNC_CHUNK as u64 / 512) / crate::oos::SECTORS_PER_BIT;
@@ -267,10 +268,9 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
         if len == 0 {
             continue;
         }
-        let chunk = &mut buf.as_mut_slice()[..len];
         dev.drain();
         let resend = |dev: &Device| dev.oos.lock().mark(sector, len as u64);
-        if lower.read_into(sector, chunk).is_err() {
+        if buf.read_from(&lower, sector, len).is_err() {
             pr_err!(
                 "drbd{}: resync read failed at sector {}\n",
                 dev.minor,
@@ -293,7 +293,7 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
         }
         link.rs_in_flight.fetch_add(1, Ordering::AcqRel);
         if link
-            .send_data(wire::P_RS_DATA_REPLY, dev.volume as u16, &[&hb, chunk])
+            .send_data_pages(wire::P_RS_DATA_REPLY, dev.volume as u16, &hb, &buf, len)
             .is_err()
         {
             resend(&dev);

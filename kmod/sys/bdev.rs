@@ -114,63 +114,8 @@ impl BlockDev {
     }
 }
 
-/// Largest transfer in one bio (256 pages): `read_into` and writes received from a peer.
+/// Largest transfer in one bio (256 pages): writes received from a peer and resync reads.
 pub(crate) const MAX_XFER: usize = 1 << 20;
-
-impl BlockDev {
-    /// Reads `buf.len()` bytes (a multiple of 512, at most [`MAX_XFER`]) from `sector`.
-    pub(crate) fn read_into(&self, sector: u64, buf: &mut [u8]) -> Result {
-        let pages = self.xfer(sector, buf.len(), REQ_OP_READ, |_, _| Ok(()))?;
-        for (i, page) in pages.iter().enumerate() {
-            let at = i * PAGE;
-            let len = (buf.len() - at).min(PAGE);
-            // SAFETY: `buf[at..at + len]` is valid for writes of `len` bytes.
-            unsafe { page.read_raw(buf[at..].as_mut_ptr(), 0, len) }?;
-        }
-        Ok(())
-    }
-
-    fn xfer(
-        &self,
-        sector: u64,
-        len: usize,
-        opf: u32,
-        mut fill: impl FnMut(usize, &Page) -> Result,
-    ) -> Result<KVec<Page>> {
-        if len == 0 || len % 512 != 0 || len > MAX_XFER {
-            return Err(EINVAL);
-        }
-        let n = len.div_ceil(PAGE);
-        let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
-        for i in 0..n {
-            let page = Page::alloc_page(GFP_KERNEL)?;
-            fill(i, &page)?;
-            pages.push(page, GFP_KERNEL)?;
-        }
-        // SAFETY: `bdev` is valid (invariant).
-        let bio = unsafe { ffi::shim_bio_alloc(self.bdev, sector, n as u16, opf) };
-        if bio.is_null() {
-            return Err(ENOMEM);
-        }
-        let mut left = len;
-        for page in pages.iter() {
-            let chunk = left.min(PAGE);
-            // SAFETY: `bio` has room for `n` vectors; the pages outlive the synchronous I/O.
-            unsafe { bindings::__bio_add_page(bio, page.as_ptr(), chunk as u32, 0) };
-            left -= chunk;
-        }
-        // SAFETY: `bio` is ours; waits for completion, then drops our reference.
-        to_result(unsafe {
-            let ret = bindings::submit_bio_wait(bio);
-            bindings::bio_put(bio);
-            ret
-        })?;
-        Ok(pages)
-    }
-}
-
-/// Page size used for bio segments.
-const PAGE: usize = 4096;
 
 impl Drop for BlockDev {
     fn drop(&mut self) {

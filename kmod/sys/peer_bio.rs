@@ -1,7 +1,7 @@
-//! Page buffers filled straight from a socket and written to a lower device without waiting:
-//! the data path of writes received from a peer. The receiver reads a payload into whole
-//! pages (no intermediate copy), submits one bio over them and goes on reading while the
-//! disk works; the completion hands buffer, device and caller context back in any context.
+//! Page buffers between a socket and a lower device, with no intermediate copy: writes
+//! received from a peer are read into whole pages and submitted without waiting (the
+//! completion hands buffer, device and caller context back, in any context); resync data is
+//! read from the disk into pages and sent from them.
 
 use super::bdev::{BlockDev, MAX_XFER};
 use super::ffi;
@@ -12,6 +12,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 const PAGE: usize = 4096;
+const REQ_OP_READ: u32 = bindings::req_op_REQ_OP_READ;
 const REQ_OP_WRITE: u32 = bindings::req_op_REQ_OP_WRITE;
 const REQ_SYNC: u32 = 1 << bindings::req_flag_bits___REQ_SYNC;
 const REQ_FUA: u32 = 1 << bindings::req_flag_bits___REQ_FUA;
@@ -80,6 +81,61 @@ impl PageBuf {
                 self.len,
             );
             sock.recv_msg(&mut msg, self.len)
+        }
+    }
+}
+
+impl PageBuf {
+    /// The segments holding the first `len` bytes, `None` if `len` is not a non-empty
+    /// multiple of 512 within the buffer.
+    fn prefix(&self, len: usize) -> Option<&[bindings::bio_vec]> {
+        if len == 0 || len % 512 != 0 || len > self.len {
+            return None;
+        }
+        self.segments.get(..len.div_ceil(PAGE))
+    }
+
+    /// Reads `len` bytes at `sector` of `lower` into the start of the buffer; returns when
+    /// the read completed.
+    pub(crate) fn read_from(&mut self, lower: &BlockDev, sector: u64, len: usize) -> Result {
+        let segments = self.prefix(len).ok_or(EINVAL)?;
+        // SAFETY: `lower` is valid while borrowed.
+        let bio =
+            unsafe { ffi::shim_bio_alloc(lower.raw(), sector, segments.len() as u16, REQ_OP_READ) };
+        if bio.is_null() {
+            return Err(ENOMEM);
+        }
+        let mut left = len;
+        for seg in segments {
+            let chunk = left.min(PAGE) as u32;
+            // SAFETY: `bio` has room for every segment; our pages outlive the synchronous
+            // read, and `&mut self` keeps them unshared.
+            unsafe { bindings::__bio_add_page(bio, seg.bv_page, chunk, 0) };
+            left -= chunk as usize;
+        }
+        // SAFETY: `bio` is ours; waits for completion, then drops our reference.
+        kernel::error::to_result(unsafe {
+            let ret = bindings::submit_bio_wait(bio);
+            bindings::bio_put(bio);
+            ret
+        })
+    }
+
+    /// Sends the first `len` bytes on `sock`, kept corked if `more`.
+    pub(crate) fn send(&self, sock: &Socket, len: usize, more: bool) -> Result {
+        let segments = self.prefix(len).ok_or(EINVAL)?;
+        // SAFETY: a zeroed msghdr is valid; the iterator covers `len` bytes of our pages,
+        // which stay alive during the call (the kernel only reads them).
+        unsafe {
+            let mut msg: bindings::msghdr = core::mem::zeroed();
+            bindings::iov_iter_bvec(
+                &mut msg.msg_iter,
+                bindings::ITER_SOURCE,
+                segments.as_ptr(),
+                segments.len() as _,
+                len,
+            );
+            sock.send_msg(&mut msg, len, more)
         }
     }
 }

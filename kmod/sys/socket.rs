@@ -254,6 +254,36 @@ impl Socket {
         Ok(())
     }
 
+    /// Sends the `len` bytes `msg.msg_iter` describes (the iterator advances with every
+    /// partial send), the last of them with `MSG_MORE` if `more`.
+    ///
+    /// # Safety
+    /// `msg` is a zeroed `msghdr` whose `msg_iter` covers `len` bytes of memory that stays
+    /// valid for reads during the call.
+    pub(super) unsafe fn send_msg(
+        &self,
+        msg: &mut bindings::msghdr,
+        len: usize,
+        more: bool,
+    ) -> Result {
+        let mut done = 0;
+        while done < len {
+            let flags = bindings::MSG_NOSIGNAL | if more { bindings::MSG_MORE } else { 0 };
+            msg.msg_flags = flags as _;
+            // SAFETY: `self.sock` is valid (invariant); `msg` as the caller guarantees.
+            let sent = unsafe { bindings::sock_sendmsg(self.sock, msg) };
+            if sent <= 0 {
+                return Err(if sent < 0 {
+                    Error::from_errno(sent)
+                } else {
+                    EPIPE
+                });
+            }
+            done += sent as usize;
+        }
+        Ok(())
+    }
+
     /// Sends the payload of `bio` (the caller keeps the bio alive during the call).
     pub(super) fn send_bio(&self, bio: *mut bindings::bio) -> Result {
         // SAFETY: `self.sock` is valid; the caller guarantees `bio` is live.
