@@ -34,6 +34,49 @@ pub(crate) struct NetOptions {
     pub(crate) rr_conflict: AfterSbPolicy,
     /// always-asbp.
     pub(crate) always_asbp: bool,
+    /// Tenths of a second a request may wait for the peer's ack (`timeout`).
+    pub(crate) timeout_ds: u32,
+    /// Timeout periods an overdue ack is tolerated before the peer is expelled
+    /// (`ko-count`, 0 = never).
+    pub(crate) ko_count: u32,
+    /// CRAM-HMAC peer authentication, if `cram-hmac-alg` is set.
+    pub(crate) auth: Option<AuthConf>,
+}
+
+/// CRAM-HMAC settings: the hash (`cram-hmac-alg`) and the key (`shared-secret`).
+///
+/// Kept inline (no allocation) so `NetOptions` stays `Copy`; lives with the options.
+#[derive(Clone, Copy)]
+pub(crate) struct AuthConf {
+    alg: [u8; 64],
+    alg_len: usize,
+    secret: [u8; crate::proto::wire_auth::MAX_SECRET_LEN],
+    secret_len: usize,
+}
+
+impl AuthConf {
+    /// Settings for `alg` keyed with `secret`; `None` if either is too long.
+    pub(crate) fn new(alg: &[u8], secret: &[u8]) -> Option<Self> {
+        let mut c = Self {
+            alg: [0; 64],
+            alg_len: alg.len(),
+            secret: [0; crate::proto::wire_auth::MAX_SECRET_LEN],
+            secret_len: secret.len(),
+        };
+        c.alg.get_mut(..alg.len())?.copy_from_slice(alg);
+        c.secret.get_mut(..secret.len())?.copy_from_slice(secret);
+        Some(c)
+    }
+
+    /// The hash name (`sha256`).
+    pub(crate) fn alg(&self) -> &[u8] {
+        self.alg.get(..self.alg_len).unwrap_or(&[])
+    }
+
+    /// The shared secret.
+    pub(crate) fn secret(&self) -> &[u8] {
+        self.secret.get(..self.secret_len).unwrap_or(&[])
+    }
 }
 
 impl Default for NetOptions {
@@ -46,6 +89,9 @@ impl Default for NetOptions {
             after_sb: [AfterSbPolicy::Disconnect; 3],
             rr_conflict: AfterSbPolicy::Disconnect,
             always_asbp: false,
+            timeout_ds: 60,
+            ko_count: 7,
+            auth: None,
         }
     }
 }

@@ -5,10 +5,11 @@
 //! Roles in establishing: the node with the higher node id connects, the other listens, so
 //! both sides never race to open crossing connections.
 
-use crate::connection::Connection;
+use crate::auth::{self, Refused};
+use crate::connection::{Connection, NetOptions};
 use crate::packet;
 use crate::proto::wire::{self, ConnectionFeatures, HeaderKind};
-use crate::replication::Link;
+use crate::replication::{now_ms, Link};
 use crate::spec::generated::ConnState;
 use crate::sys::socket::{Ipv4Addr, Socket};
 use crate::sys::thread::KThread;
@@ -29,6 +30,8 @@ const ACCEPT_POLL_MS: u32 = 500;
 enum Failure {
     /// The peer did not answer a ping in time.
     PingTimeout,
+    /// A write waited ko-count × timeout for the peer's ack.
+    KoCount,
     /// Send or receive failed (reset, closed).
     Broken,
     /// The peer sent something we do not understand.
@@ -47,7 +50,22 @@ pub(crate) fn run(conn: Arc<Connection>) {
             (st.path, st.net)
         };
         if let Some(path) = path {
-            if let Ok(link) = establish(&conn, path, my_id, net.connect_int_s) {
+            let established = match establish(&conn, path, my_id, &net) {
+                Ok(link) => Some(link),
+                Err(Refused::Denied(why)) => {
+                    pr_err!(
+                        "{} {}: Authentication of peer failed: {}\n",
+                        conn.resource.name,
+                        conn.state.lock().name,
+                        why.text()
+                    );
+                    conn.untrack_sockets();
+                    conn.set_cstate(ConnState::StandAlone, false);
+                    return;
+                }
+                Err(Refused::Retry) => None,
+            };
+            if let Some(link) = established {
                 pr_info!(
                     "{} {}: connected to {} (protocol version {})\n",
                     conn.resource.name,
@@ -55,7 +73,7 @@ pub(crate) fn run(conn: Arc<Connection>) {
                     path.peer,
                     link.version
                 );
-                let why = serve(&conn, &link, net.ping_int_s, net.ping_timeo_ds);
+                let why = serve(&conn, &link, &net);
                 if conn.is_stopping() {
                     break;
                 }
@@ -63,6 +81,10 @@ pub(crate) fn run(conn: Arc<Connection>) {
                     Failure::PingTimeout => {
                         (ConnState::NetworkFailure, "PingAck did not arrive in time")
                     }
+                    Failure::KoCount => (
+                        ConnState::Timeout,
+                        "peer did not complete a request within ko-count * timeout, expelled",
+                    ),
                     Failure::Broken => (ConnState::BrokenPipe, "connection lost"),
                     Failure::Protocol => (ConnState::ProtocolError, "protocol error"),
                     Failure::Diverged(why) => {
@@ -93,7 +115,7 @@ pub(crate) fn run(conn: Arc<Connection>) {
 /// Runs an established link until it fails: publishes it, exchanges state, receives the data
 /// stream in a second thread, and watches the meta stream here. Tears everything down before
 /// returning.
-fn serve(conn: &Arc<Connection>, link: &Arc<Link>, ping_int_s: u32, ping_timeo_ds: u32) -> Failure {
+fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> Failure {
     conn.set_link(Some(link.clone()));
     conn.set_cstate(ConnState::Connected, true);
     let diverged: Arc<kernel::sync::SpinLock<Option<&'static str>>> = match Arc::pin_init(
@@ -124,9 +146,7 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, ping_int_s: u32, ping_timeo_d
         })
     };
     let mut why = match receiver {
-        Some(_) if crate::replication::announce(conn, link, None).is_ok() => {
-            watch(conn, link, ping_int_s, ping_timeo_ds)
-        }
+        Some(_) if crate::replication::announce(conn, link, None).is_ok() => watch(conn, link, net),
         _ => Failure::Broken,
     };
     link.data.shutdown();
@@ -155,12 +175,13 @@ fn pause(conn: &Connection, ms: u32) {
     }
 }
 
+/// Opens both streams, agrees on a version and, with `cram-hmac-alg`, authenticates the peer.
 fn establish(
     conn: &Arc<Connection>,
     path: Path,
     my_id: u32,
-    connect_int_s: u32,
-) -> Result<Arc<Link>> {
+    net: &NetOptions,
+) -> Result<Arc<Link>, Refused> {
     let (data, meta) = if my_id > conn.peer_node_id {
         let data = Arc::new(Socket::connect(path.local, path.peer)?, GFP_KERNEL)?;
         conn.track_socket(&data)?;
@@ -170,13 +191,35 @@ fn establish(
         packet::send(&meta, HeaderKind::H80, wire::P_INITIAL_META, 0, &[])?;
         (data, meta)
     } else {
-        accept_pair(conn, path.local, connect_int_s.max(1) * 1000)?
+        accept_pair(conn, path.local, net.connect_int_s.max(1) * 1000)?
     };
     data.set_recv_timeout(HANDSHAKE_TIMEOUT_MS);
     data.set_send_timeout(HANDSHAKE_TIMEOUT_MS);
     meta.set_send_timeout(HANDSHAKE_TIMEOUT_MS);
     let version = handshake(&data, my_id, conn.peer_node_id)?;
-    Link::new(data, meta, version)
+    if let Some(auth) = &net.auth {
+        auth::authenticate(&data, version, auth, my_id, conn.peer_node_id)?;
+        pr_info!(
+            "{}: peer authenticated with hmac({})\n",
+            conn.resource.name,
+            core::str::from_utf8(auth.alg()).unwrap_or("?")
+        );
+    }
+    // A send blocked by a peer that stopped reading is ended by `watch` (the ack of the
+    // request is overdue for ko-count timeouts) or by `disconnect`; the socket's own send
+    // timeout is only the last resort when ko-count is 0.
+    data.set_send_timeout(send_timeout_ms(net));
+    Ok(Link::new(data, meta, version)?)
+}
+
+/// Send timeout of an established data stream: past the point where `watch` expels the
+/// peer, so `watch` decides; with ko-count 0 a send waits as long as the peer answers pings.
+fn send_timeout_ms(net: &NetOptions) -> u32 {
+    if net.ko_count == 0 {
+        0
+    } else {
+        (net.timeout_ds * 100).saturating_mul(net.ko_count + 1)
+    }
 }
 
 use crate::connection::Path;
@@ -262,26 +305,43 @@ fn handshake(data: &Socket, my_id: u32, peer_id: u32) -> Result<u32> {
 }
 
 /// Watches an established link on the meta stream: answers pings, sends a ping after
-/// `ping_int` seconds of silence and expects the answer within `ping_timeo` tenths.
-fn watch(conn: &Connection, link: &Arc<Link>, ping_int_s: u32, ping_timeo_ds: u32) -> Failure {
+/// `ping-int` seconds of silence and expects the answer within `ping-timeout` tenths, and
+/// expels the peer once a write has waited `ko-count` × `timeout` for its ack (the peer is
+/// alive but not writing: a stuck disk, or a send blocked because it stopped reading).
+fn watch(conn: &Connection, link: &Arc<Link>, net: &NetOptions) -> Failure {
     let kind = HeaderKind::for_version(link.version);
-    let idle_ms = ping_int_s.max(1) * 1000;
-    let answer_ms = ping_timeo_ds.max(1) * 100;
-    let mut waiting_for_ack = false;
-    link.meta.set_recv_timeout(idle_ms);
+    let idle_ms = i64::from(net.ping_int_s.max(1)) * 1000;
+    let answer_ms = i64::from(net.ping_timeo_ds.max(1)) * 100;
+    let ko = KoLimit::new(net);
+    let mut last_rx = now_ms();
+    // When the outstanding ping was sent (or last extended by other traffic).
+    let mut ping_sent: Option<i64> = None;
     loop {
         if conn.is_stopping() {
             return Failure::Broken;
         }
-        match packet::recv_header(&link.meta, kind) {
+        let now = now_ms();
+        let deadline = match ping_sent {
+            Some(t) => t + answer_ms,
+            None => last_rx + idle_ms,
+        };
+        let wait = ko
+            .period_ms
+            .map_or(deadline - now, |p| (deadline - now).min(p));
+        link.meta
+            .set_recv_timeout(wait.clamp(10, i64::from(u32::MAX)) as u32);
+        let received = packet::recv_header(&link.meta, kind);
+        let now = now_ms();
+        match received {
             Ok(h) => {
                 let Ok(payload) = packet::recv_payload(&link.meta, h.length, MAX_META_PAYLOAD)
                 else {
                     return Failure::Protocol;
                 };
+                last_rx = now;
                 // Any traffic proves the peer alive.
-                if waiting_for_ack && h.cmd != wire::P_PING_ACK {
-                    link.meta.set_recv_timeout(answer_ms);
+                if ping_sent.is_some() {
+                    ping_sent = Some(now);
                 }
                 match h.cmd {
                     wire::P_PING => {
@@ -297,25 +357,49 @@ fn watch(conn: &Connection, link: &Arc<Link>, ping_int_s: u32, ping_timeo_ds: u3
                             return Failure::Protocol;
                         }
                     }
-                    wire::P_PING_ACK => {
-                        waiting_for_ack = false;
-                        link.meta.set_recv_timeout(idle_ms);
-                    }
+                    wire::P_PING_ACK => ping_sent = None,
                     _ => return Failure::Protocol,
                 }
             }
-            Err(e) if e == EAGAIN => {
-                if waiting_for_ack {
-                    return Failure::PingTimeout;
-                }
-                if link.send_meta(wire::P_PING, 0, &[]).is_err() {
-                    return Failure::Broken;
-                }
-                waiting_for_ack = true;
-                link.meta.set_recv_timeout(answer_ms);
-            }
+            Err(e) if e == EAGAIN => {}
             Err(e) if e == EINVAL => return Failure::Protocol,
             Err(_) => return Failure::Broken,
         }
+        if ko.expired(link.oldest_pending_ms(now)) {
+            return Failure::KoCount;
+        }
+        match ping_sent {
+            Some(t) if now - t >= answer_ms => return Failure::PingTimeout,
+            None if now - last_rx >= idle_ms => {
+                if link.send_meta(wire::P_PING, 0, &[]).is_err() {
+                    return Failure::Broken;
+                }
+                ping_sent = Some(now);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The ko-count rule: how long a write may wait for the peer before it is expelled.
+struct KoLimit {
+    /// One timeout period (`timeout`, ms); `None` with ko-count 0 (never expel).
+    period_ms: Option<i64>,
+    /// ko-count periods.
+    limit_ms: i64,
+}
+
+impl KoLimit {
+    fn new(net: &NetOptions) -> Self {
+        let period = i64::from(net.timeout_ds.max(1)) * 100;
+        Self {
+            period_ms: (net.ko_count > 0).then_some(period),
+            limit_ms: period * i64::from(net.ko_count),
+        }
+    }
+
+    /// Whether the oldest unconfirmed write (waiting `oldest_ms`) exceeded the limit.
+    fn expired(&self, oldest_ms: Option<i64>) -> bool {
+        self.period_ms.is_some() && oldest_ms.is_some_and(|age| age >= self.limit_ms)
     }
 }

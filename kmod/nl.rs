@@ -4,7 +4,7 @@
 
 use crate::backing::AttachRequest;
 use crate::config;
-use crate::connection::{NetOptions, Path};
+use crate::connection::{AuthConf, NetOptions, Path};
 use crate::failure::{fail, Failure, Outcome};
 use crate::msg;
 use crate::options::OptionSet;
@@ -365,7 +365,52 @@ fn net_options(set: Option<&[u8]>) -> Outcome<(Option<&str>, NetOptions)> {
     if let Some(v) = get(s, net_conf::ALWAYS_ASBP, "always-asbp", |a| a.as_flag())? {
         net.always_asbp = v;
     }
+    if let Some(v) = get(s, net_conf::TIMEOUT, "timeout", |a| a.as_u32())? {
+        net.timeout_ds = v.clamp(1, 600);
+    }
+    if let Some(v) = get(s, net_conf::KO_COUNT, "ko-count", |a| a.as_u32())? {
+        net.ko_count = v.min(200);
+    }
+    net.auth = auth_options(s)?;
     Ok((name, net))
+}
+
+/// `cram-hmac-alg` and `shared-secret`: the algorithm must exist as a keyed hash in this
+/// kernel now, so a typo fails the command instead of every later connection attempt.
+fn auth_options(s: &[u8]) -> Outcome<Option<AuthConf>> {
+    let alg = get(s, net_conf::CRAM_HMAC_ALG, "cram-hmac-alg", |a| {
+        a.as_str(64)
+    })?
+    .unwrap_or("");
+    if alg.is_empty() {
+        return Ok(None);
+    }
+    let secret = get(s, net_conf::SHARED_SECRET, "shared-secret", |a| {
+        a.as_str(64)
+    })?
+    .unwrap_or("");
+    let mut hmac = crate::sys::hmac::Hmac::new(alg.as_bytes()).map_err(|_| {
+        fail!(
+            ret::ERR_AUTH_ALG,
+            "cram-hmac-alg {}: no such keyed hash",
+            alg
+        )
+    })?;
+    hmac.set_key(secret.as_bytes()).map_err(|_| {
+        fail!(
+            ret::ERR_AUTH_ALG_ND,
+            "cram-hmac-alg {}: cannot be keyed with the shared secret",
+            alg
+        )
+    })?;
+    AuthConf::new(alg.as_bytes(), secret.as_bytes())
+        .map(Some)
+        .ok_or_else(|| {
+            fail!(
+                ret::ERR_INVALID_REQUEST,
+                "cram-hmac-alg or shared-secret too long"
+            )
+        })
 }
 
 fn resource_options(set: Option<&[u8]>, mut opts: ResourceOptions) -> Outcome<ResourceOptions> {

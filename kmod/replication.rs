@@ -69,6 +69,13 @@ struct Pending {
     /// The upper bio still waits for the peer (protocol B until `P_RECV_ACK`, C until
     /// `P_WRITE_ACK`; never for A).
     holds_part: bool,
+    /// When the write was handed to the link (`ktime` ms), for the ko-count check.
+    since_ms: i64,
+}
+
+/// Monotonic milliseconds (any context).
+pub(crate) fn now_ms() -> i64 {
+    kernel::time::Ktime::ktime_get().to_ms()
 }
 
 impl Link {
@@ -144,6 +151,7 @@ impl Link {
         let entry = Pending {
             req: req.clone(),
             holds_part,
+            since_ms: now_ms(),
         };
         let mut pending = self.pending.lock();
         if let Some((i, slot)) = pending.iter_mut().enumerate().find(|(_, s)| s.is_none()) {
@@ -157,6 +165,13 @@ impl Link {
     fn take_pending(&self, id: u64) -> Option<Pending> {
         let index = usize::try_from(id.checked_sub(1)?).ok()?;
         self.pending.lock().get_mut(index)?.take()
+    }
+
+    /// How long (ms, at `now`) the oldest write the peer has not confirmed has waited.
+    pub(crate) fn oldest_pending_ms(&self, now: i64) -> Option<i64> {
+        let pending = self.pending.lock();
+        let oldest = pending.iter().flatten().map(|p| p.since_ms).min()?;
+        Some(now.saturating_sub(oldest))
     }
 
     /// The peer received write `id` (`P_RECV_ACK`): returns the request if the upper bio was

@@ -17,6 +17,7 @@
 #include <linux/net.h>
 #include <linux/in.h>
 #include <linux/highmem.h>
+#include <crypto/hash.h>
 
 #include "shim.h"
 
@@ -395,4 +396,16 @@ unsigned long shim_spin_lock_irqsave(spinlock_t *lock)
 void shim_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
 {
 	spin_unlock_irqrestore(lock, flags);
+}
+
+/* ---- keyed hashes (CRAM-HMAC peer authentication) ---------------------------------------- */
+
+void shim_crypto_free_shash(struct crypto_shash *tfm)
+{
+	crypto_free_shash(tfm);
+}
+
+unsigned int shim_crypto_shash_digestsize(struct crypto_shash *tfm)
+{
+	return crypto_shash_digestsize(tfm);
 }

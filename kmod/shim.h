@@ -51,4 +51,8 @@ u32 shim_bio_opf(struct bio *bio);
 unsigned long shim_spin_lock_irqsave(spinlock_t *lock);
 void shim_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 
+struct crypto_shash;
+void shim_crypto_free_shash(struct crypto_shash *tfm);
+unsigned int shim_crypto_shash_digestsize(struct crypto_shash *tfm);
+
 #endif

@@ -93,4 +93,27 @@ extern "C" {
     );
     pub(crate) fn shim_proc_create() -> i32;
     pub(crate) fn shim_proc_remove();
+
+    pub(crate) fn shim_crypto_free_shash(tfm: *mut CryptoShash);
+    pub(crate) fn shim_crypto_shash_digestsize(tfm: *mut CryptoShash) -> u32;
+
+    // Exported by the kernel's crypto API (`<crypto/hash.h>`), absent from the 6.12 bindings.
+    pub(crate) fn crypto_alloc_shash(
+        alg_name: *const core::ffi::c_char,
+        ty: u32,
+        mask: u32,
+    ) -> *mut CryptoShash;
+    pub(crate) fn crypto_shash_setkey(tfm: *mut CryptoShash, key: *const u8, keylen: u32) -> i32;
+    pub(crate) fn crypto_shash_tfm_digest(
+        tfm: *mut CryptoShash,
+        data: *const u8,
+        len: u32,
+        out: *mut u8,
+    ) -> i32;
+}
+
+/// `struct crypto_shash`, only handled by pointer.
+#[repr(C)]
+pub(crate) struct CryptoShash {
+    _opaque: [u8; 0],
 }

@@ -8,6 +8,7 @@ mod entry;
 mod ffi;
 pub(crate) mod genl;
 pub(crate) mod global;
+pub(crate) mod hmac;
 pub(crate) mod irqlock;
 pub(crate) mod misc;
 pub(crate) mod peer_bio;

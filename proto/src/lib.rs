@@ -22,3 +22,4 @@ pub mod replica;
 pub mod state;
 pub mod uuid;
 pub mod wire;
+pub mod wire_auth;

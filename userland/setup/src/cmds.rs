@@ -85,6 +85,8 @@ pub enum Kind {
     Cstate,
     /// `dstate MINOR`.
     Dstate,
+    /// `wait-connect-{volume,connection,resource}`.
+    WaitConnect,
 }
 
 /// A non-netlink option of a command.
@@ -96,6 +98,8 @@ pub struct Extra {
     pub short: Option<char>,
     /// Help line.
     pub help: &'static str,
+    /// Takes a value (`--name=V` or `--name V`).
+    pub value: bool,
 }
 
 /// One drbdsetup command.
@@ -129,21 +133,25 @@ const STATUS_EXTRA: &[Extra] = &[
         name: "verbose",
         short: Some('v'),
         help: "show all keys",
+        value: false,
     },
     Extra {
         name: "statistics",
         short: Some('s'),
         help: "show counters",
+        value: false,
     },
     Extra {
         name: "json",
         short: Some('j'),
         help: "JSON output",
+        value: false,
     },
     Extra {
         name: "color",
         short: None,
         help: "accepted for compatibility (no colors)",
+        value: false,
     },
 ];
 
@@ -152,26 +160,58 @@ const EVENTS_EXTRA: &[Extra] = &[
         name: "now",
         short: Some('n'),
         help: "print the current state and exit",
+        value: false,
     },
     Extra {
         name: "statistics",
         short: Some('s'),
         help: "add counters",
+        value: false,
     },
     Extra {
         name: "timestamps",
         short: Some('t'),
         help: "prefix lines with the time",
+        value: false,
     },
     Extra {
         name: "full",
         short: Some('f'),
         help: "all keys on every line (implies --statistics)",
+        value: false,
     },
     Extra {
         name: "color",
         short: None,
         help: "accepted for compatibility (no colors)",
+        value: false,
+    },
+];
+
+const WAIT_EXTRA: &[Extra] = &[
+    Extra {
+        name: "wfc-timeout",
+        short: None,
+        help: "seconds to wait, 0 = forever",
+        value: true,
+    },
+    Extra {
+        name: "degr-wfc-timeout",
+        short: None,
+        help: "seconds to wait after a degraded cluster, 0 = forever",
+        value: true,
+    },
+    Extra {
+        name: "outdated-wfc-timeout",
+        short: None,
+        help: "seconds to wait when the peer is outdated, 0 = forever",
+        value: true,
+    },
+    Extra {
+        name: "wait-after-sb",
+        short: None,
+        help: "keep waiting when the connection went StandAlone (split brain)",
+        value: false,
     },
 ];
 
@@ -179,6 +219,7 @@ const SHOW_EXTRA: &[Extra] = &[Extra {
     name: "show-defaults",
     short: None,
     help: "also print options that have their default value",
+    value: false,
 }];
 
 macro_rules! c {
@@ -573,6 +614,42 @@ pub const COMMANDS: &[CmdDef] = &[
         "Rename a resource."
     ),
     c!(
+        "wait-connect-volume",
+        WaitConnect,
+        0,
+        [Resource, PeerNodeId, Volume],
+        0,
+        [],
+        false,
+        false,
+        WAIT_EXTRA,
+        "Wait until a volume replicates to a peer."
+    ),
+    c!(
+        "wait-connect-connection",
+        WaitConnect,
+        0,
+        [Resource, PeerNodeId],
+        0,
+        [],
+        false,
+        false,
+        WAIT_EXTRA,
+        "Wait until a connection is established and its volumes replicate."
+    ),
+    c!(
+        "wait-connect-resource",
+        WaitConnect,
+        0,
+        [Resource],
+        0,
+        [],
+        false,
+        false,
+        WAIT_EXTRA,
+        "Wait until every connection of a resource is established."
+    ),
+    c!(
         "status",
         Status,
         0,
@@ -686,12 +763,23 @@ pub struct Parsed {
     pub values: Vec<Vec<(&'static Member, Value)>>,
     /// Extra options given.
     pub extra: Vec<&'static str>,
+    /// Values of the extra options that take one.
+    pub extra_values: Vec<(&'static str, String)>,
 }
 
 impl Parsed {
     /// Whether the extra option `name` was given.
     pub fn has(&self, name: &str) -> bool {
         self.extra.contains(&name)
+    }
+
+    /// The value of extra option `name`, if given (the last one counts).
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.extra_values
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The request for a Config command.
@@ -898,6 +986,7 @@ pub fn parse(def: &'static CmdDef, args: &[String]) -> Result<Parsed, UsageError
         all: false,
         values: vec![Vec::new(); def.sets.len()],
         extra: Vec::new(),
+        extra_values: Vec::new(),
     };
     let mut positionals: Vec<&str> = Vec::new();
     let mut i = 0;
@@ -919,6 +1008,23 @@ pub fn parse(def: &'static CmdDef, args: &[String]) -> Result<Parsed, UsageError
                 None => (long, None),
             };
             if let Some(x) = def.extra.iter().find(|x| x.name == name) {
+                if x.value {
+                    let v = match inline {
+                        Some(v) => v.to_string(),
+                        None => {
+                            let v = args.get(i).ok_or_else(|| UsageError {
+                                msg: format!(
+                                    "{}: option '--{name}' requires an argument",
+                                    def.name
+                                ),
+                                show_usage: true,
+                            })?;
+                            i += 1;
+                            v.clone()
+                        }
+                    };
+                    p.extra_values.push((x.name, v));
+                }
                 p.extra.push(x.name);
                 continue;
             }
@@ -1141,9 +1247,10 @@ pub fn usage(def: &CmdDef) -> String {
         opts.push("--set-defaults".into());
     }
     for x in def.extra {
+        let val = if x.value { " {val}" } else { "" };
         match x.short {
-            Some(c) => opts.push(format!("--{} (-{c})", x.name)),
-            None => opts.push(format!("--{}", x.name)),
+            Some(c) => opts.push(format!("--{}{val} (-{c})", x.name)),
+            None => opts.push(format!("--{}{val}", x.name)),
         }
     }
     for o in opts {

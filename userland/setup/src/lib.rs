@@ -14,3 +14,4 @@ pub mod msg;
 pub mod nl;
 pub mod run;
 pub mod show;
+pub mod wait;

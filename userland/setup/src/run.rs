@@ -94,6 +94,7 @@ pub fn main_with_args(args: &[String]) -> i32 {
         Kind::Events2 => events(&mut sock, &parsed),
         Kind::Show => show_cmd(&mut sock, &parsed),
         Kind::Role | Kind::Cstate | Kind::Dstate => state_query(&mut sock, &parsed),
+        Kind::WaitConnect => crate::wait::wait_connect(&mut sock, &parsed),
     };
     match res {
         Ok(code) => code,
