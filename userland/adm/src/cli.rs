@@ -65,7 +65,7 @@ fn allowed(cmd: &str) -> &'static [&'static str] {
             "al-stripes=",
             "al-stripe-size-kB=",
         ],
-        "wait-connect" | "wait-sync" => &[
+        "wait-connect" | "wait-con-int" | "wait-sync" => &[
             "wfc-timeout=",
             "degr-wfc-timeout=",
             "outdated-wfc-timeout=",
@@ -217,6 +217,7 @@ const COMMANDS: &[&str] = &[
     "adjust",
     "adjust-with-progress",
     "wait-connect",
+    "wait-con-int",
     "wait-sync",
     "role",
     "cstate",
@@ -249,7 +250,7 @@ const COMMANDS: &[&str] = &[
 ];
 
 /// Parsed command line.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Cli {
     /// Global options.
     pub opts: Opts,
@@ -803,6 +804,12 @@ fn run_command(cfg: &Config, cli: &Cli, cmd: &str, opts: &Opts, out: &mut dyn Wr
         }
         _ => {}
     }
+    if cmd == "wait-con-int" {
+        // Every resource of this host, as the init script waits for them.
+        let mut all = cli.clone();
+        all.objects = vec!["all".into()];
+        return run_command(cfg, &all, "wait-connect", opts, out);
+    }
     if cli.objects.is_empty() {
         let _ = write!(out, "{}", usage(Some(cmd)));
         eprintln!("No resource names specified");
@@ -862,13 +869,7 @@ fn run_command(cfg: &Config, cli: &Cli, cmd: &str, opts: &Opts, out: &mut dyn Wr
             "down" => b.per_resource("down"),
             "primary" | "secondary" | "role" => b.per_resource(cmd),
             "status" => b.per_resource("status"),
-            "wait-connect" => {
-                if t.sel.peer.is_some() {
-                    b.per_peer("wait-connect-connection")
-                } else {
-                    b.per_resource("wait-connect-resource")
-                }
-            }
+            "wait-connect" => b.wait_connect(),
             "wait-sync" => b.per_resource("wait-sync-resource"),
             "connect" | "disconnect" | "cstate" => b.per_peer(cmd),
             "attach" => b.attach(),

@@ -326,6 +326,30 @@ impl<'a> Builder<'a> {
         self.push(stage::RESOURCE, Tool::Setup, a);
     }
 
+    /// `wait-connect-resource` or, with a peer selected, `wait-connect-connection`, with the
+    /// resource's `startup {}` timeouts.
+    pub fn wait_connect(&mut self) {
+        let startup = opt_args(&self.l.startup);
+        let mut objects = vec![vec![self.l.name.clone()]];
+        let verb = if self.sel.peer.is_some() {
+            objects = self
+                .peers()
+                .iter()
+                .map(|p| vec![self.l.name.clone(), Self::s(p.node_id)])
+                .collect();
+            "wait-connect-connection"
+        } else {
+            "wait-connect-resource"
+        };
+        for obj in objects {
+            let mut a = vec![verb.to_string()];
+            a.extend(obj);
+            a.extend(startup.iter().cloned());
+            let a = self.with_pass(a);
+            self.push(stage::RESOURCE, Tool::Setup, a);
+        }
+    }
+
     /// Connection-scoped call (`connect`, `disconnect`, `cstate`, `wait-connect-connection`).
     pub fn per_peer(&mut self, verb: &str) {
         for p in self.peers() {

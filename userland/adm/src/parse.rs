@@ -525,6 +525,24 @@ impl Parser<'_> {
                 self.semi()?;
                 continue;
             }
+            if matches!(key.as_str(), "wait-after-sb" | "stacked-timeouts") {
+                // Flags: bare (yes) or with yes/no.
+                let v = if self.peek().tok == Tok::Semi {
+                    "yes".to_string()
+                } else {
+                    let (v, vpos) = self.word("yes or no")?;
+                    if v != "yes" && v != "no" {
+                        return err(
+                            &vpos,
+                            format!("Parse error: while parsing value ('{v}')\nfor {key}. Value is not yes or no."),
+                        );
+                    }
+                    v
+                };
+                self.semi()?;
+                set_opt(out, &key, v, t.pos);
+                continue;
+            }
             let (v, vpos) = self.word("a number")?;
             if v.parse::<u32>().is_err() {
                 return err(

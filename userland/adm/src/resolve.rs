@@ -57,9 +57,19 @@ pub struct Local {
     pub peers: Vec<Peer>,
     /// Resource options.
     pub res_opts: Opts,
+    /// `startup {}` options that `wait-connect` passes on (in configuration order).
+    pub startup: Opts,
     /// Number of hosts in the resource.
     pub n_hosts: usize,
 }
+
+/// The `startup {}` keys that are options of `drbdsetup wait-connect-*`.
+pub const WAIT_STARTUP_KEYS: &[&str] = &[
+    "wfc-timeout",
+    "degr-wfc-timeout",
+    "outdated-wfc-timeout",
+    "wait-after-sb",
+];
 
 /// drbdadm 9's implicit node ids of a two-host 8.x-style resource: raw CRC32C (Castagnoli, no
 /// inversion, seeded with 0x1a656f21) of each address text; the larger value (as i32) gets 0.
@@ -484,6 +494,13 @@ pub fn local(cfg: &Config, idx: usize, me: usize) -> Result<Local, ConfError> {
         volumes,
         peers,
         res_opts: r.sec.options.clone(),
+        startup: r
+            .sec
+            .startup
+            .iter()
+            .filter(|o| WAIT_STARTUP_KEYS.contains(&o.key.as_str()))
+            .cloned()
+            .collect(),
         n_hosts: r.hosts.len(),
     })
 }

@@ -1024,6 +1024,18 @@ pub fn parse(def: &'static CmdDef, args: &[String]) -> Result<Parsed, UsageError
                         }
                     };
                     p.extra_values.push((x.name, v));
+                } else if let Some(v) = inline {
+                    // A flag written as drbdadm passes it: --wait-after-sb=yes|no.
+                    match v {
+                        "yes" => {}
+                        "no" => continue,
+                        _ => {
+                            return Err(UsageError {
+                                msg: format!("{}: --{name}: {v} is not yes or no", def.name),
+                                show_usage: true,
+                            })
+                        }
+                    }
                 }
                 p.extra.push(x.name);
                 continue;

@@ -209,6 +209,44 @@ mod tests {
         assert_eq!(forever.timeout(true), None);
     }
 
+    fn parsed(args: &[&str]) -> Result<WaitOpts, String> {
+        let def = crate::cmds::find(args[0]).expect("command");
+        let rest: Vec<String> = args[1..].iter().map(|s| s.to_string()).collect();
+        let p = crate::cmds::parse(def, &rest).map_err(|e| e.msg)?;
+        parse_opts(&p)
+    }
+
+    #[test]
+    fn options_as_drbdadm_passes_them() {
+        let o = parsed(&[
+            "wait-connect-resource",
+            "r0",
+            "--wfc-timeout=5",
+            "--degr-wfc-timeout",
+            "7",
+            "--outdated-wfc-timeout=3",
+            "--wait-after-sb=yes",
+        ])
+        .expect("valid");
+        assert_eq!(
+            o,
+            WaitOpts {
+                wfc: 5,
+                degr_wfc: 7,
+                outdated_wfc: 3,
+                wait_after_sb: true
+            }
+        );
+        let o = parsed(&["wait-connect-connection", "r0", "1", "--wait-after-sb=no"]).expect("ok");
+        assert!(!o.wait_after_sb);
+        let o = parsed(&["wait-connect-volume", "r0", "1", "0", "--wait-after-sb"]).expect("ok");
+        assert!(o.wait_after_sb);
+        assert!(parsed(&["wait-connect-resource", "r0", "--wfc-timeout=x"]).is_err());
+        assert!(parsed(&["wait-connect-resource", "r0", "--wfc-timeout=300001"]).is_err());
+        assert!(parsed(&["wait-connect-resource", "r0", "--wait-after-sb=maybe"]).is_err());
+        assert!(parsed(&["wait-connect-volume", "r0", "1"]).is_err());
+    }
+
     #[test]
     fn unknown_resource() {
         assert_eq!(progress(None, Scope::Resource), Progress::Unknown);
