@@ -245,6 +245,33 @@ fn wait_connect_and_ko_count() {
         hb,
         "data differs after the expelled peer resynced"
     );
+
+    // ko-count 0 disables expelling: the write waits for the frozen peer as long as it answers
+    // pings, and completes once the disk thaws, without a reconnect.
+    a.run_ok("drbdsetup net-options r0 1 --ko-count=0");
+    a.run_ok("drbdsetup disconnect r0 1 && drbdsetup connect r0 1");
+    up_to_date_both(a, b);
+    a.run_ok("dmesg -c >/dev/null");
+    b.run_ok("export DM_DISABLE_UDEV=1; dmsetup suspend --noudevsync slow");
+    let mut job = a.spawn(
+        "dd if=/dev/urandom of=/dev/drbd1 bs=4k count=8 seek=500 oflag=direct 2>/dev/null; echo rc=$?",
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let (early, _) = job.output();
+    assert!(
+        !early.contains("rc="),
+        "write completed with ko-count 0 and a frozen peer: {early}"
+    );
+    a.run_ok("drbdsetup events2 --now r0 | grep -q 'exists connection .*connection:Connected'");
+    b.run_ok("export DM_DISABLE_UDEV=1; dmsetup resume --noudevsync slow");
+    let out = job.wait_for("rc=", Duration::from_secs(60));
+    assert!(out.contains("rc=0"), "write after the thaw: {out}");
+    let log = a.run_ok("dmesg");
+    assert!(
+        !log.contains("ko-count") && !log.contains("connection lost"),
+        "peer dropped with ko-count 0\n{log}"
+    );
+    up_to_date_both(a, b);
     a.run_ok("drbdsetup secondary r0");
     for n in [a, b] {
         n.run_ok("drbdsetup down r0");
