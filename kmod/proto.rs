@@ -35,3 +35,7 @@ pub(crate) mod al;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/al_lru.rs"]
 pub(crate) mod al_lru;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/helper.rs"]
+pub(crate) mod helper;

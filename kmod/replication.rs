@@ -15,6 +15,7 @@ use crate::connection::{Connection, PeerDev};
 use crate::device::Device;
 use crate::packet;
 use crate::peer_write::{AckPlan, PeerWriter, PeerWrites};
+use crate::proto::helper::Helper;
 use crate::proto::wire::{BlockAck, DataHeader, DrbdState, Header, HeaderKind, Uuids110};
 use crate::proto::{state, uuid, wire};
 use crate::resource::{Resource, ResourceState};
@@ -424,6 +425,19 @@ fn decide(
         peer_missed_end: false,
     };
     let decision = uuid::sync_handshake(&input);
+    let split_brain = decision.demote_local
+        || matches!(decision.outcome(), uuid::Outcome::SplitBrain { .. })
+        || matches!(
+            decision.resolution,
+            uuid::Resolution::Quorum
+                | uuid::Resolution::AfterSbPolicy { .. }
+                | uuid::Resolution::DiscardMyData
+                | uuid::Resolution::DiscardMyDataReversed
+        );
+    if split_brain {
+        // Runs between packets in the receiver thread, with no lock held.
+        crate::helper::call_peer_device(conn, dev, Helper::InitialSplitBrain);
+    }
     if let uuid::Resolution::AfterSbPolicy { primaries } = decision.resolution {
         let from = if matches!(decision.outcome(), uuid::Outcome::Source { .. }) {
             "this"
@@ -440,6 +454,7 @@ fn decide(
         );
     }
     if decision.demote_local {
+        crate::helper::call_peer_device(conn, dev, Helper::SplitBrain);
         return Err("Split-Brain: the policy discards this Primary's data (call-pri-lost-after-sb is not supported), dropping connection!");
     }
     if decision.resolution == uuid::Resolution::DiscardMyData {
@@ -478,7 +493,10 @@ fn decide(
             Ok(ReplState::SyncSource)
         }
         uuid::Outcome::Target { .. } => Ok(ReplState::SyncTarget),
-        uuid::Outcome::SplitBrain { .. } => Err("Split-Brain detected, dropping connection!"),
+        uuid::Outcome::SplitBrain { .. } => {
+            crate::helper::call_peer_device(conn, dev, Helper::SplitBrain);
+            Err("Split-Brain detected, dropping connection!")
+        }
         uuid::Outcome::UnrelatedData => Err("Unrelated data, aborting!"),
         uuid::Outcome::Retry | uuid::Outcome::Disconnect => Err("sync handshake failed"),
     }
@@ -604,7 +622,9 @@ fn on_state(
         // The source finished: take over its data generation.
         (ReplState::SyncTarget, ReplState::Established) => {
             finish_sync_target(conn, &dev, &peer);
-            return announce(conn, link, None).map_err(|_| Stop::Broken);
+            announce(conn, link, None).map_err(|_| Stop::Broken)?;
+            crate::helper::call_peer_device(conn, &dev, Helper::AfterResyncTarget);
+            return Ok(());
         }
         // A sync in progress: keep going.
         (ReplState::SyncTarget, ReplState::SyncSource | ReplState::WfBitMapS) => {
@@ -638,6 +658,17 @@ fn on_state(
             Ok(())
         }
         Ok(ReplState::SyncTarget) => {
+            let status = crate::helper::call_peer_device(conn, &dev, Helper::BeforeResyncTarget);
+            if let Some(code @ 1..) = crate::proto::helper::exit_code(status) {
+                pr_info!(
+                    "{}/{} drbd{}: before-resync-target handler returned {}, dropping connection\n",
+                    conn.resource.name,
+                    dev.volume,
+                    dev.minor,
+                    code
+                );
+                return Err(Stop::Broken);
+            }
             start_sync_target(conn, &dev, peer.peer_dirty);
             let own = crate::resync::send_own_bitmap(link, &dev)?;
             if own > 0 {

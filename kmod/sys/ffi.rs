@@ -93,4 +93,5 @@ extern "C" {
     );
     pub(crate) fn shim_proc_create() -> i32;
     pub(crate) fn shim_proc_remove();
+    pub(crate) fn shim_usermode_helper(buf: *mut u8, len: usize);
 }
