@@ -260,8 +260,8 @@ pub(crate) fn fence_peer_after_loss(conn: &Connection) {
     }
 }
 
-/// After a resync towards the peer finished: with fencing configured, lifts the fence with
-/// `unfence-peer` (the peer is UpToDate again).
+/// The peer's disk went from Inconsistent to UpToDate (its resync finished): with fencing
+/// configured, lifts the fence with `unfence-peer`.
 pub(crate) fn unfence_peer_after_resync(conn: &Connection) {
     if fencing_configured(conn) {
         call_connection(conn, Helper::UnfencePeer);

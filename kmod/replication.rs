@@ -617,6 +617,12 @@ fn on_state(
     let Some(peer) = conn.peer_dev(volume) else {
         return Ok(());
     };
+    if before.is_some_and(|b| b.peer_disk == DiskState::Inconsistent)
+        && peer_disk == DiskState::UpToDate
+    {
+        // The peer finished its resync: lift a fence (between packets, no lock held).
+        crate::helper::unfence_peer_after_resync(conn);
+    }
     let my_repl = before.map_or(ReplState::Off, |b| b.repl);
     match (my_repl, peer_repl) {
         // The source finished: take over its data generation.

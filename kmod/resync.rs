@@ -329,7 +329,5 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
     );
     if announce(&conn, &link, Some((dev.volume, ReplState::Established))).is_err() {
         link.data.shutdown();
-        return;
     }
-    crate::helper::unfence_peer_after_resync(&conn);
 }
