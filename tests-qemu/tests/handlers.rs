@@ -105,13 +105,12 @@ fn helpers_run_with_drbd_environment_and_events() {
     a.run_ok("drbdsetup primary --force r0");
     up_to_date_both(a, b);
     let log = wait_logged(b, "after-resync-target", &["res=r0"]);
-    let ident = format!(
-        "res=r0 minor=1 vol=0 disk=/dev/vdb peer=0 paddr={ip_a} maddr={ip_b} af=ipv4"
-    );
+    let ident =
+        format!("res=r0 minor=1 vol=0 disk=/dev/vdb peer=0 paddr={ip_a} maddr={ip_b} af=ipv4");
     assert!(
-        log.lines()
-            .any(|l| l.starts_with("before-resync-target ") && l.contains(&ident)
-                && l.contains("cstate=Connected")),
+        log.lines().any(|l| l.starts_with("before-resync-target ")
+            && l.contains(&ident)
+            && l.contains("cstate=Connected")),
         "before-resync-target environment:\n{log}"
     );
     let env = b.run_ok("cat /tmp/brt.env");
@@ -161,7 +160,8 @@ fn helpers_run_with_drbd_environment_and_events() {
         60,
     );
     assert!(
-        a.run_ok("dmesg").contains("fence-peer helper returned 4 (peer was outdated)"),
+        a.run_ok("dmesg")
+            .contains("fence-peer helper returned 4 (peer was outdated)"),
         "fence-peer result not logged"
     );
     // Writes while apart, so a resync follows. On node1 the helper program is missing: the
@@ -172,8 +172,15 @@ fn helpers_run_with_drbd_environment_and_events() {
     c.set_link(0, 1, true);
     up_to_date_both(a, b);
     wait_logged(a, "unfence-peer", &["res=r0", "peer=1", "utd=0x00000003"]);
-    assert_eq!(data_hash(a), data_hash(b), "replicas differ after the resync");
-    assert!(helper_log(b).is_empty(), "a missing helper program ran something");
+    assert_eq!(
+        data_hash(a),
+        data_hash(b),
+        "replicas differ after the resync"
+    );
+    assert!(
+        helper_log(b).is_empty(),
+        "a missing helper program ran something"
+    );
     b.run_ok("echo /usr/sbin/drbdadm > /sys/module/drbd/parameters/usermode_helper");
 
     // Split brain, left to the administrator: both sides run initial-split-brain and
@@ -197,7 +204,11 @@ fn helpers_run_with_drbd_environment_and_events() {
             120,
         );
         let p = format!("peer={peer}");
-        wait_logged(n, "initial-split-brain", &["res=r0", "minor=1", "vol=0", &p]);
+        wait_logged(
+            n,
+            "initial-split-brain",
+            &["res=r0", "minor=1", "vol=0", &p],
+        );
         wait_logged(n, "split-brain", &["res=r0", "minor=1", "vol=0", &p]);
     }
 
@@ -215,7 +226,10 @@ fn helpers_run_with_drbd_environment_and_events() {
     };
     let check = |out: &str, prefix: &str, fields: Vec<String>| {
         let f: Vec<&str> = fields.iter().map(String::as_str).collect();
-        assert!(has_event(out, prefix, &f), "no `{prefix}` with {f:?}:\n{out}");
+        assert!(
+            has_event(out, prefix, &f),
+            "no `{prefix}` with {f:?}:\n{out}"
+        );
     };
     check(
         &out_b,

@@ -40,7 +40,10 @@ fn drbdadm(conf: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (String, Stri
 
 #[test]
 fn dry_run_prints_the_shell_command() {
-    let c = conf("dry", r#"split-brain "/usr/lib/drbd/notify-split-brain.sh root";"#);
+    let c = conf(
+        "dry",
+        r#"split-brain "/usr/lib/drbd/notify-split-brain.sh root";"#,
+    );
     let (out, _, rc) = drbdadm(&c, &["-d", "split-brain", "r0"], &[]);
     assert_eq!(rc, 0);
     assert_eq!(
@@ -57,12 +60,13 @@ fn runs_with_environment_and_exit_status() {
     let _ = std::fs::remove_file(&log);
     let c = conf(
         "env",
-        &format!(
-            r#"fence-peer "env > {}; exit 4";"#,
-            log.display()
-        ),
+        &format!(r#"fence-peer "env > {}; exit 4";"#, log.display()),
     );
-    let (_, _, rc) = drbdadm(&c, &["fence-peer", "r0"], &[("UP_TO_DATE_NODES", "0x00000002")]);
+    let (_, _, rc) = drbdadm(
+        &c,
+        &["fence-peer", "r0"],
+        &[("UP_TO_DATE_NODES", "0x00000002")],
+    );
     assert_eq!(rc, 4);
     let env = std::fs::read_to_string(&log).unwrap();
     for want in [
