@@ -10,12 +10,18 @@ use kernel::str::CStr;
 pub(crate) const HELPER_PATH_MAX: usize = 80;
 
 /// The current value of the `usermode_helper` module parameter, NUL-terminated in `buf`;
-/// returns its length without the NUL.
+/// returns its length without the NUL. Trailing white space is cut off (a value written with
+/// `echo` to `/sys/module/drbd/parameters/usermode_helper` ends in a newline).
 pub(crate) fn helper_path(buf: &mut [u8; HELPER_PATH_MAX]) -> usize {
     // SAFETY: `buf` is valid for `HELPER_PATH_MAX` bytes; the shim writes at most that many,
     // always NUL-terminated (strscpy).
     unsafe { ffi::shim_usermode_helper(buf.as_mut_ptr(), buf.len()) };
-    buf.iter().position(|&b| b == 0).unwrap_or(0)
+    let mut len = buf.iter().position(|&b| b == 0).unwrap_or(0);
+    while len > 0 && buf[len - 1].is_ascii_whitespace() {
+        len -= 1;
+        buf[len] = 0;
+    }
+    len
 }
 
 /// Runs `path` with `argv` and `envp` and waits until it exits (`UMH_WAIT_PROC`). Returns the
