@@ -256,9 +256,8 @@ fn resource_json(r: &Resource) -> Value {
     let i = &r.info;
     let mut m = Map::new();
     m.insert("name".into(), json!(r.name));
-    if let Some(id) = r.node_id {
-        m.insert("node-id".into(), json!(id));
-    }
+    // drbdsetup prints -1 when the resource options carry no node id.
+    m.insert("node-id".into(), json!(r.node_id.map_or(-1, i64::from)));
     m.insert("role".into(), json!(i.role.name()));
     m.insert(
         "suspended".into(),
@@ -352,17 +351,12 @@ fn resource_json(r: &Resource) -> Value {
                         json!(p.info.resync_suspended_str()),
                     );
                     if let Some(s) = p.stats {
-                        pm.insert("received".into(), json!(s.received / 2));
-                        pm.insert("sent".into(), json!(s.sent / 2));
-                        pm.insert("out-of-sync".into(), json!(s.out_of_sync / 2));
-                        pm.insert("pending".into(), json!(s.pending));
-                        pm.insert("unacked".into(), json!(s.unacked));
-                        let done = s.done_percent();
-                        pm.insert("has-sync-details".into(), json!(done.is_some()));
-                        pm.insert("has-online-verify-details".into(), json!(s.ov_left != 0));
-                        if let Some(d) = done {
-                            pm.insert("percent-resync-done".into(), json!(round2(d)));
-                        }
+                        let dev_size = r
+                            .devices
+                            .get(vol)
+                            .and_then(|d| d.stats.as_ref())
+                            .map_or(0, |d| d.size);
+                        peer_device_stats_json(&mut pm, &s, p.info.repl, dev_size);
                     }
                     Value::Object(pm)
                 })
@@ -373,6 +367,104 @@ fn resource_json(r: &Resource) -> Value {
         .collect();
     m.insert("connections".into(), Value::Array(conns));
     Value::Object(m)
+}
+
+/// Statistics members of a peer device in `status --json`, in drbdsetup's order: counters,
+/// `percent-in-sync` (of the device size), and while a resync or verify has details its
+/// progress marks, rates and estimate (sizes in KiB, sectors where the key says so).
+fn peer_device_stats_json(
+    pm: &mut Map<String, Value>,
+    s: &crate::state::PeerDeviceStats,
+    repl: ReplState,
+    dev_size: u64,
+) {
+    let sync_details = s.rs_total != 0 && s.rs_total != u64::MAX;
+    pm.insert("received".into(), json!(s.received / 2));
+    pm.insert("sent".into(), json!(s.sent / 2));
+    pm.insert("out-of-sync".into(), json!(s.out_of_sync / 2));
+    pm.insert("pending".into(), json!(s.pending));
+    pm.insert("unacked".into(), json!(s.unacked));
+    pm.insert("has-sync-details".into(), json!(sync_details));
+    pm.insert(
+        "has-online-verify-details".into(),
+        json!(sync_details && s.ov_left != 0),
+    );
+    let in_sync = if dev_size == 0 {
+        0.0
+    } else {
+        100.0 * (1.0 - s.out_of_sync as f64 / dev_size as f64)
+    };
+    pm.insert("percent-in-sync".into(), json!(round2(in_sync)));
+    if sync_details {
+        let total = s.rs_total;
+        for (k, v) in [
+            ("rs-total", total),
+            ("rs-dt-start-ms", s.rs_dt_start_ms),
+            ("rs-paused-ms", s.rs_paused_ms),
+            ("rs-dt0-ms", s.rs_dt0_ms),
+            ("rs-db0-sectors", s.rs_db0_sectors),
+            ("rs-dt1-ms", s.rs_dt1_ms),
+            ("rs-db1-sectors", s.rs_db1_sectors),
+        ] {
+            pm.insert(k.into(), json!(v));
+        }
+        if s.ov_left != 0 {
+            for (k, v) in [
+                ("ov-start-sector", s.ov_start_sector),
+                ("ov-stop-sector", s.ov_stop_sector),
+                ("ov-position", s.ov_position),
+                ("ov-left", s.ov_left),
+                ("ov-skipped", s.ov_skipped),
+            ] {
+                pm.insert(k.into(), json!(v));
+            }
+        } else {
+            pm.insert("rs-failed".into(), json!(s.resync_failed));
+            pm.insert("rs-same-csum".into(), json!(s.rs_same_csum));
+        }
+        pm.insert(
+            "want".into(),
+            json!(round2(f64::from(s.rs_c_sync_rate) / 1024.0)),
+        );
+        let rate = |db: f64, dt: u64| db / (dt.max(1) as f64) * 1000.0 / 2048.0;
+        pm.insert(
+            "db0/dt0 [MiB/s]".into(),
+            json!(round2(rate(s.rs_db0_sectors as i64 as f64, s.rs_dt0_ms))),
+        );
+        let db1 = s.rs_db1_sectors as i64 as f64;
+        pm.insert(
+            "db1/dt1 [MiB/s]".into(),
+            json!(round2(rate(db1, s.rs_dt1_ms))),
+        );
+        let to_go = if s.ov_left != 0 {
+            s.ov_left
+        } else {
+            s.out_of_sync.saturating_sub(s.resync_failed)
+        };
+        let eta = if db1 <= 0.0 {
+            987_654_321.0
+        } else {
+            s.rs_dt1_ms.max(1) as f64 * 1e-3 * to_go as f64 / db1
+        };
+        pm.insert("estimated-seconds-to-finish".into(), json!(eta.round()));
+        let done = total.saturating_sub(to_go) as f64;
+        let dt = s.rs_dt_start_ms.saturating_sub(s.rs_paused_ms);
+        pm.insert("db/dt [MiB/s]".into(), json!(round2(rate(done, dt))));
+        pm.insert(
+            "percent-resync-done".into(),
+            json!(round2(100.0 * done / total as f64)),
+        );
+    } else if matches!(
+        repl,
+        ReplState::SyncSource
+            | ReplState::SyncTarget
+            | ReplState::PausedSyncS
+            | ReplState::PausedSyncT
+    ) && s.rs_total == u64::MAX
+        && dev_size != 0
+    {
+        pm.insert("percent-resync-done".into(), json!(round2(in_sync)));
+    }
 }
 
 fn round2(v: f64) -> f64 {
