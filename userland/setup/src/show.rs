@@ -434,7 +434,13 @@ mod tests {
             w.put_u32(net_conf::PING_TIMEO, 7).unwrap();
             w.nest_end(n).unwrap();
         });
-        let text = render(&[res.clone()], &[], &[conn.clone()], Some("dvolume"), false);
+        let text = render(
+            std::slice::from_ref(&res),
+            &[],
+            std::slice::from_ref(&conn),
+            Some("dvolume"),
+            false,
+        );
         assert!(
             text.contains(
                 "    connection {\n        _peer_node_id 1;\n        path {\n            _this_host ipv4 10.0.0.1:7789;\n            _remote_host ipv4 10.0.0.2:7789;\n        }\n"
