@@ -260,10 +260,11 @@ pub(crate) fn fence_peer_after_loss(conn: &Connection) {
     }
 }
 
-/// The peer's disk went from Inconsistent to UpToDate (its resync finished): with fencing
-/// configured, lifts the fence with `unfence-peer`.
+/// The peer's disk went from Inconsistent to UpToDate (its resync finished): a Primary with
+/// fencing configured (the node that fences) lifts the fence with `unfence-peer`.
 pub(crate) fn unfence_peer_after_resync(conn: &Connection) {
-    if fencing_configured(conn) {
+    use crate::spec::generated::Role;
+    if conn.resource.state.lock().role == Role::Primary && fencing_configured(conn) {
         call_connection(conn, Helper::UnfencePeer);
     }
 }
