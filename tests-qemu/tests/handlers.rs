@@ -147,11 +147,16 @@ fn helpers_run_with_drbd_environment_and_events() {
 
     // The Primary loses its peer: fence-peer, exit 4 = peer Outdated.
     c.set_link(0, 1, false);
-    let log = wait_logged(a, "fence-peer", &["res=r0", "peer=0", "utd=0x00000001"]);
+    let log = wait_logged(
+        a,
+        "fence-peer",
+        &["res=r0", "peer=1", "utd=0x00000001", "disk= "],
+    );
     assert!(
         log.lines()
-            .any(|l| l.starts_with("fence-peer ") && l.contains("minor= vol=")),
-        "fence-peer is a connection helper (no single device):\n{log}"
+            .any(|l| l.starts_with("fence-peer ")
+                && l.contains(&format!("paddr={ip_b} maddr={ip_a}"))),
+        "fence-peer is a connection helper (no single backing device):\n{log}"
     );
     wait_for(
         a,
