@@ -134,13 +134,26 @@ fn resource_text(out: &mut String, r: &Resource, opts: StatusOpts) {
                 line.push_str(&format!(" read:{} written:{}", s.read / 2, s.write / 2));
                 if opts.verbose {
                     line.push_str(&format!(
-                        " al-writes:{} bm-writes:{} upper-pending:{} lower-pending:{}",
-                        s.al_writes, s.bm_writes, s.upper_pending, s.lower_pending
+                        " al-writes:{} bm-writes:{} upper-pending:{} lower-pending:{} al-suspended:{}",
+                        s.al_writes,
+                        s.bm_writes,
+                        s.upper_pending,
+                        s.lower_pending,
+                        yes_no(s.al_suspended)
                     ));
+                }
+                if opts.verbose || s.upper_blocked || s.lower_blocked {
+                    let blocked = match (s.upper_blocked, s.lower_blocked) {
+                        (false, false) => "no",
+                        (true, false) => "upper",
+                        (false, true) => "lower",
+                        (true, true) => "upper,lower",
+                    };
+                    line.push_str(&format!(" blocked:{blocked}"));
                 }
             }
         }
-        out.push_str(&line);
+        out.push_str(&wrap(&line, 6));
         out.push('\n');
     }
     for (peer, c) in &r.connections {
@@ -149,7 +162,48 @@ fn resource_text(out: &mut String, r: &Resource, opts: StatusOpts) {
     out.push('\n');
 }
 
+/// Wraps each line of `text` at 80 columns as drbdsetup does: a key that would pass column 80
+/// goes to a new line indented by `cont` spaces.
+fn wrap(text: &str, cont: usize) -> String {
+    const WIDTH: usize = 80;
+    let mut out = String::new();
+    for (n, line) in text.split('\n').enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        let body = line.trim_start_matches(' ');
+        let mut col = line.len() - body.len();
+        out.push_str(&line[..col]);
+        for (i, key) in body.split(' ').filter(|k| !k.is_empty()).enumerate() {
+            if i > 0 && col + 1 + key.len() > WIDTH {
+                out.push('\n');
+                out.push_str(&" ".repeat(cont));
+                col = cont;
+            } else if i > 0 {
+                out.push(' ');
+                col += 1;
+            }
+            out.push_str(key);
+            col += key.len();
+        }
+    }
+    out
+}
+
 fn connection_text(out: &mut String, peer: u32, c: &Connection, single: bool, opts: StatusOpts) {
+    let mut line = String::new();
+    connection_line(&mut line, peer, c, opts);
+    out.push_str(&wrap(&line, 6));
+    out.push('\n');
+    let connected = c.info.cstate == ConnState::Connected;
+    if opts.verbose || opts.statistics || connected {
+        for (vol, p) in &c.peer_devices {
+            peer_device_text(out, *vol, p, single, opts);
+        }
+    }
+}
+
+fn connection_line(out: &mut String, peer: u32, c: &Connection, opts: StatusOpts) {
     out.push_str("  ");
     match &c.conn_name {
         Some(n) => {
@@ -177,12 +231,6 @@ fn connection_text(out: &mut String, peer: u32, c: &Connection, single: bool, op
                 s.ap_in_flight / 2,
                 s.rs_in_flight / 2
             ));
-        }
-    }
-    out.push('\n');
-    if opts.verbose || opts.statistics || connected {
-        for (vol, p) in &c.peer_devices {
-            peer_device_text(out, *vol, p, single, opts);
         }
     }
 }
@@ -231,12 +279,13 @@ fn peer_device_text(out: &mut String, vol: u32, p: &PeerDevice, single: bool, op
     if parts.is_empty() && stats_line.is_none() {
         return;
     }
-    out.push_str("    ");
-    out.push_str(&parts.join(" "));
+    let mut line = String::from("    ");
+    line.push_str(&parts.join(" "));
     if let Some(l) = stats_line {
-        out.push_str("\n       ");
-        out.push_str(&l);
+        line.push_str("\n       ");
+        line.push_str(&l);
     }
+    out.push_str(&wrap(&line, 8));
     out.push('\n');
 }
 
@@ -477,4 +526,39 @@ fn addr_json(printed: &str) -> Value {
     let (addr, port) = rest.rsplit_once(':').unwrap_or((rest, "0"));
     let addr = addr.trim_start_matches('[').trim_end_matches(']');
     json!({ "address": addr, "port": port.parse::<u32>().unwrap_or(0), "family": family })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wraps_like_drbdsetup_at_80_columns() {
+        // As drbd-utils 9 printed it for our module (tests-qemu json_outputs).
+        assert_eq!(
+            wrap(
+                "      size:32728 read:0 written:0 al-writes:0 bm-writes:0 upper-pending:0 lower-pending:0 al-suspended:no blocked:no",
+                6
+            ),
+            "      size:32728 read:0 written:0 al-writes:0 bm-writes:0 upper-pending:0\n      lower-pending:0 al-suspended:no blocked:no"
+        );
+        assert_eq!(
+            wrap(
+                "  node1 node-id:1 connection:Connected role:Secondary congested:no ap-in-flight:0 rs-in-flight:0",
+                6
+            ),
+            "  node1 node-id:1 connection:Connected role:Secondary congested:no\n      ap-in-flight:0 rs-in-flight:0"
+        );
+        assert_eq!(
+            wrap(
+                "  node0 node-id:0 connection:Connected role:Primary congested:no ap-in-flight:0 rs-in-flight:0",
+                6
+            ),
+            "  node0 node-id:0 connection:Connected role:Primary congested:no ap-in-flight:0\n      rs-in-flight:0"
+        );
+        assert_eq!(
+            wrap("r0 role:Primary\n    write-ordering:flush", 4),
+            "r0 role:Primary\n    write-ordering:flush"
+        );
+    }
 }

@@ -60,13 +60,36 @@ fn value_text(m: &Member, a: &Attr<'_>) -> Option<(String, bool)> {
     })
 }
 
-/// The `key value;` lines of the options in a set nest.
+/// The attributes of a set nest in drbdsetup's order (the set's member table), each with its
+/// member; unknown or duplicate attributes are skipped.
+fn ordered<'a>(set: &AttrSet, payload: &'a [u8]) -> Vec<(&'static Member, Attr<'a>)> {
+    let attrs: Vec<Attr<'a>> = nla::iter(payload).filter_map(Result::ok).collect();
+    set.members
+        .iter()
+        .filter_map(|m| attrs.iter().find(|a| a.kind == m.nr).map(|a| (m, *a)))
+        .collect()
+}
+
+/// The unit comment drbdsetup prints after time-valued options.
+fn unit_of(opt: &str) -> Option<&'static str> {
+    match opt {
+        "connect-int" | "ping-int" => Some("seconds"),
+        "timeout"
+        | "ping-timeout"
+        | "c-plan-ahead"
+        | "c-delay-target"
+        | "disk-timeout"
+        | "twopc-timeout"
+        | "auto-promote-timeout" => Some("1/10 seconds"),
+        _ => None,
+    }
+}
+
+/// The `key value;` lines of the options in a set nest, with drbdsetup's `# unit, default`
+/// comments.
 fn options(set: &AttrSet, payload: &[u8], show_defaults: bool, indent: usize) -> String {
     let mut out = String::new();
-    for a in nla::iter(payload).filter_map(Result::ok) {
-        let Some(m) = set.member(a.kind) else {
-            continue;
-        };
+    for (m, a) in ordered(set, payload) {
         let Some(opt) = m.option else { continue };
         let Some((text, is_default)) = value_text(m, &a) else {
             continue;
@@ -74,14 +97,24 @@ fn options(set: &AttrSet, payload: &[u8], show_defaults: bool, indent: usize) ->
         if is_default && !show_defaults {
             continue;
         }
-        let _ = writeln!(out, "{:indent$}{opt:<16}\t{text};", "");
+        let _ = write!(out, "{:indent$}{opt:<16}\t{text};", "");
+        let unit = unit_of(opt);
+        if unit.is_some() || is_default {
+            let comment: Vec<&str> = unit
+                .into_iter()
+                .chain(is_default.then_some("default"))
+                .collect();
+            let _ = write!(out, " # {}", comment.join(", "));
+        }
+        out.push('\n');
     }
     out
 }
 
+/// A `name { … }` section; empty sections are left out, as drbdsetup does.
 fn block(name: &str, body: &str, indent: usize) -> String {
     if body.is_empty() {
-        return format!("{:indent$}{name} {{\n{:indent$}}}\n", "", "");
+        return String::new();
     }
     format!("{:indent$}{name} {{\n{body}{:indent$}}}\n", "", "")
 }
@@ -211,7 +244,7 @@ pub fn render(
             }
             body.push_str(&block("connection", &cb, 4));
         }
-        out.push_str(&block(&format!("resource {name}"), &body, 0));
+        out.push_str(&block(&format!("resource \"{name}\""), &body, 0));
         out.push('\n');
     }
     out
@@ -221,10 +254,7 @@ pub fn render(
 /// (numbers with their unit suffix, enum names), booleans as JSON booleans.
 fn options_json(set: &AttrSet, payload: &[u8], show_defaults: bool) -> Map<String, Value> {
     let mut out = Map::new();
-    for a in nla::iter(payload).filter_map(Result::ok) {
-        let Some(m) = set.member(a.kind) else {
-            continue;
-        };
+    for (m, a) in ordered(set, payload) {
         let Some(opt) = m.option else { continue };
         let Some((text, is_default)) = value_text(m, &a) else {
             continue;
@@ -244,7 +274,7 @@ fn options_json(set: &AttrSet, payload: &[u8], show_defaults: bool) -> Map<Strin
 
 /// `show --json`: per resource `resource`, `options`, `_this_host` (`node-id`, `volumes` with
 /// `volume_nr`, `device_minor`, `backing-disk`, `meta-disk`, `disk`), and `connections`
-/// (`_peer_node_id`, `path`, `_is_standalone`, `net`), in drbdsetup's order. Empty option
+/// (`path`, `_is_standalone`, `net`, `_peer_node_id`), in drbdsetup's order. Empty option
 /// objects are left out, as drbdsetup does.
 pub fn render_json(
     resources: &[Reply],
@@ -341,7 +371,6 @@ pub fn render_json(
                 continue;
             }
             let mut cm = Map::new();
-            cm.insert("_peer_node_id".into(), json!(c.peer_node_id.unwrap_or(0)));
             let addr = |raw: &Option<Vec<u8>>| {
                 raw.as_deref()
                     .and_then(events2::state::format_sockaddr)
@@ -368,6 +397,8 @@ pub fn render_json(
                     cm.insert("net".into(), Value::Object(o));
                 }
             }
+            // drbdsetup prints the peer's node id last.
+            cm.insert("_peer_node_id".into(), json!(c.peer_node_id.unwrap_or(0)));
             conns.push(Value::Object(cm));
         }
         if !conns.is_empty() {
