@@ -26,6 +26,7 @@ mod device;
 mod dump;
 mod events;
 mod failure;
+mod helper;
 mod link;
 mod msg;
 mod name;

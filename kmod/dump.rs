@@ -197,6 +197,7 @@ fn connections(
             em.item(cmd::ADM_GET_CONNECTIONS, None, ret::NO_ERROR, |w| {
                 msg::conn_context(w, conn, &cs, None, true)?;
                 msg::net_conf(w, &cs)?;
+                msg::path_parms(w, &cs)?;
                 msg::connection_body(w, &cs)
             });
         }

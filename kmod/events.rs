@@ -183,3 +183,37 @@ pub(crate) fn device(device: &Device, st: &DeviceState, kind: Kind) {
         build_device(w, device, st, kind.nh_type(), kind)
     });
 }
+
+/// Whom a helper call is about (a snapshot; the helper runs with no lock held).
+pub(crate) struct HelperObject<'a> {
+    /// Resource name.
+    pub(crate) resource: &'a str,
+    /// Peer node id and connection name, for connection and peer-device helpers.
+    pub(crate) peer: Option<(u32, &'a str)>,
+    /// Volume, for device and peer-device helpers.
+    pub(crate) volume: Option<u32>,
+}
+
+/// Announces a helper call (`nh_type` CALL, before it runs) or its response (RESPONSE, with the
+/// raw wait status or negative errno).
+pub(crate) fn helper(obj: &HelperObject<'_>, helper: &str, nh_type: u32, status: i32) {
+    use crate::spec::generated::{cfg_context, helper_info, tla};
+    send(cmd::HELPER, None, |w| {
+        msg::notification(w, nh_type)?;
+        let nest = w.nest_start(tla::CFG_CONTEXT)?;
+        w.put_str(cfg_context::CTX_RESOURCE_NAME, obj.resource)?;
+        if let Some(volume) = obj.volume {
+            w.put_u32(cfg_context::CTX_VOLUME, volume)?;
+        }
+        if let Some((id, name)) = obj.peer {
+            w.put_u32(cfg_context::CTX_PEER_NODE_ID, id)?;
+            w.put_str(cfg_context::CTX_CONN_NAME, name)?;
+        }
+        w.nest_end(nest)?;
+        let nest = w.nest_start(tla::HELPER)?;
+        w.put_str(helper_info::HELPER_NAME, helper)?;
+        // The attribute is unsigned; DRBD sends the int's bits.
+        w.put_u32(helper_info::HELPER_STATUS, status as u32)?;
+        w.nest_end(nest)
+    });
+}

@@ -105,6 +105,8 @@ pub(crate) fn run(conn: Arc<Connection>) {
                     text
                 );
                 conn.set_cstate(cstate, false);
+                // No lock held here: the helper may call back into netlink.
+                crate::helper::fence_peer_after_loss(&conn);
             }
             conn.untrack_sockets();
         }

@@ -6,8 +6,8 @@ use crate::device::{Device, DeviceState};
 use crate::resource::{Resource, ResourceState};
 use crate::spec::generated::{
     cfg_context, cfg_reply, connection_info, connection_statistics, device_info, device_statistics,
-    disk_conf, net_conf, notification_header, path_info, peer_device_info, peer_device_statistics,
-    res_opts, resource_info, resource_statistics, tla, MINOR_NONE,
+    disk_conf, net_conf, notification_header, path_info, path_parms, peer_device_info,
+    peer_device_statistics, res_opts, resource_info, resource_statistics, tla, MINOR_NONE,
 };
 use crate::spec::nla::{DrbdHeader, NlaError, NlaWriter};
 use core::sync::atomic::Ordering;
@@ -100,6 +100,18 @@ pub(crate) fn net_conf(w: &mut NlaWriter<'_>, st: &ConnectionState) -> Built {
             w.put_u32(nr, v)?;
         }
     }
+    w.nest_end(nest)
+}
+
+/// The connection's path as `DRBD_NLA_PATH_PARMS` (connection dumps carry it, so
+/// `drbdsetup show` prints the `path {}` section).
+pub(crate) fn path_parms(w: &mut NlaWriter<'_>, st: &ConnectionState) -> Built {
+    let Some(path) = st.path.as_ref() else {
+        return Ok(());
+    };
+    let nest = w.nest_start(tla::PATH_PARMS)?;
+    w.put_bytes(path_parms::MY_ADDR, &path.local.to_sockaddr_bytes())?;
+    w.put_bytes(path_parms::PEER_ADDR, &path.peer.to_sockaddr_bytes())?;
     w.nest_end(nest)
 }
 

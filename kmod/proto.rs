@@ -39,3 +39,7 @@ pub(crate) mod al_lru;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/wire_auth.rs"]
 pub(crate) mod wire_auth;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/helper.rs"]
+pub(crate) mod helper;

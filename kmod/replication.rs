@@ -15,6 +15,7 @@ use crate::connection::{Connection, PeerDev};
 use crate::device::Device;
 use crate::packet;
 use crate::peer_write::{AckPlan, PeerWriter, PeerWrites};
+use crate::proto::helper::Helper;
 use crate::proto::wire::{BlockAck, DataHeader, DrbdState, Header, HeaderKind, Uuids110};
 use crate::proto::{state, uuid, wire};
 use crate::resource::{Resource, ResourceState};
@@ -439,6 +440,19 @@ fn decide(
         peer_missed_end: false,
     };
     let decision = uuid::sync_handshake(&input);
+    let split_brain = decision.demote_local
+        || matches!(decision.outcome(), uuid::Outcome::SplitBrain { .. })
+        || matches!(
+            decision.resolution,
+            uuid::Resolution::Quorum
+                | uuid::Resolution::AfterSbPolicy { .. }
+                | uuid::Resolution::DiscardMyData
+                | uuid::Resolution::DiscardMyDataReversed
+        );
+    if split_brain {
+        // Runs between packets in the receiver thread, with no lock held.
+        crate::helper::call_peer_device(conn, dev, Helper::InitialSplitBrain);
+    }
     if let uuid::Resolution::AfterSbPolicy { primaries } = decision.resolution {
         let from = if matches!(decision.outcome(), uuid::Outcome::Source { .. }) {
             "this"
@@ -455,6 +469,7 @@ fn decide(
         );
     }
     if decision.demote_local {
+        crate::helper::call_peer_device(conn, dev, Helper::SplitBrain);
         return Err("Split-Brain: the policy discards this Primary's data (call-pri-lost-after-sb is not supported), dropping connection!");
     }
     if decision.resolution == uuid::Resolution::DiscardMyData {
@@ -493,7 +508,10 @@ fn decide(
             Ok(ReplState::SyncSource)
         }
         uuid::Outcome::Target { .. } => Ok(ReplState::SyncTarget),
-        uuid::Outcome::SplitBrain { .. } => Err("Split-Brain detected, dropping connection!"),
+        uuid::Outcome::SplitBrain { .. } => {
+            crate::helper::call_peer_device(conn, dev, Helper::SplitBrain);
+            Err("Split-Brain detected, dropping connection!")
+        }
         uuid::Outcome::UnrelatedData => Err("Unrelated data, aborting!"),
         uuid::Outcome::Retry | uuid::Outcome::Disconnect => Err("sync handshake failed"),
     }
@@ -614,12 +632,20 @@ fn on_state(
     let Some(peer) = conn.peer_dev(volume) else {
         return Ok(());
     };
+    if before.is_some_and(|b| b.peer_disk == DiskState::Inconsistent)
+        && peer_disk == DiskState::UpToDate
+    {
+        // The peer finished its resync: lift a fence (between packets, no lock held).
+        crate::helper::unfence_peer_after_resync(conn);
+    }
     let my_repl = before.map_or(ReplState::Off, |b| b.repl);
     match (my_repl, peer_repl) {
         // The source finished: take over its data generation.
         (ReplState::SyncTarget, ReplState::Established) => {
             finish_sync_target(conn, &dev, &peer);
-            return announce(conn, link, None).map_err(|_| Stop::Broken);
+            announce(conn, link, None).map_err(|_| Stop::Broken)?;
+            crate::helper::call_peer_device(conn, &dev, Helper::AfterResyncTarget);
+            return Ok(());
         }
         // A sync in progress: keep going.
         (ReplState::SyncTarget, ReplState::SyncSource | ReplState::WfBitMapS) => {
@@ -653,6 +679,17 @@ fn on_state(
             Ok(())
         }
         Ok(ReplState::SyncTarget) => {
+            let status = crate::helper::call_peer_device(conn, &dev, Helper::BeforeResyncTarget);
+            if let Some(code @ 1..) = crate::proto::helper::exit_code(status) {
+                pr_info!(
+                    "{}/{} drbd{}: before-resync-target handler returned {}, dropping connection\n",
+                    conn.resource.name,
+                    dev.volume,
+                    dev.minor,
+                    code
+                );
+                return Err(Stop::Broken);
+            }
             start_sync_target(conn, &dev, peer.peer_dirty);
             let own = crate::resync::send_own_bitmap(link, &dev)?;
             if own > 0 {

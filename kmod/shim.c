@@ -2,7 +2,8 @@
 /*
  * drbd-rs C shim: only what Rust cannot express in 6.12 — the generic netlink family and its
  * ops table, block_device_operations (needs THIS_MODULE), the /proc entry, and thin wrappers of
- * static inline functions and macros. No decisions are made here; every function forwards.
+ * static inline functions and macros, and the module parameter `usermode_helper` (the 6.12
+ * `module!` macro has no parameters). No decisions are made here; every function forwards.
  */
 #include <linux/module.h>
 #include <linux/blkdev.h>
@@ -408,4 +409,18 @@ void shim_crypto_free_shash(struct crypto_shash *tfm)
 unsigned int shim_crypto_shash_digestsize(struct crypto_shash *tfm)
 {
 	return crypto_shash_digestsize(tfm);
+}
+
+/* ---- module parameter usermode_helper (DRBD's name and default) --------------------------- */
+
+static char drbd_rs_usermode_helper[80] = "/sbin/drbdadm";
+module_param_string(usermode_helper, drbd_rs_usermode_helper, sizeof(drbd_rs_usermode_helper), 0644);
+MODULE_PARM_DESC(usermode_helper, "program the kernel runs as HELPER HANDLER RESOURCE (disabled: none)");
+
+/* Copies the parameter (NUL-terminated, truncated to len) under the parameter lock. */
+void shim_usermode_helper(char *buf, size_t len)
+{
+	kernel_param_lock(THIS_MODULE);
+	strscpy(buf, drbd_rs_usermode_helper, len);
+	kernel_param_unlock(THIS_MODULE);
 }

@@ -50,6 +50,7 @@ u64 shim_bio_sector(struct bio *bio);
 u32 shim_bio_opf(struct bio *bio);
 unsigned long shim_spin_lock_irqsave(spinlock_t *lock);
 void shim_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
+void shim_usermode_helper(char *buf, size_t len);
 
 struct crypto_shash;
 void shim_crypto_free_shash(struct crypto_shash *tfm);

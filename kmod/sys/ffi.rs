@@ -94,6 +94,8 @@ extern "C" {
     pub(crate) fn shim_proc_create() -> i32;
     pub(crate) fn shim_proc_remove();
 
+    pub(crate) fn shim_usermode_helper(buf: *mut u8, len: usize);
+
     pub(crate) fn shim_crypto_free_shash(tfm: *mut CryptoShash);
     pub(crate) fn shim_crypto_shash_digestsize(tfm: *mut CryptoShash) -> u32;
 

@@ -14,3 +14,4 @@ pub(crate) mod misc;
 pub(crate) mod peer_bio;
 pub(crate) mod socket;
 pub(crate) mod thread;
+pub(crate) mod umh;

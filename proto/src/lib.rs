@@ -17,6 +17,7 @@ pub mod bitmap;
 pub mod codec;
 pub mod crc32c;
 pub mod handshake;
+pub mod helper;
 pub mod meta;
 pub mod replica;
 pub mod state;

@@ -559,7 +559,7 @@ pub fn main_with_args(args: &[String], out: &mut dyn Write) -> i32 {
         let _ = write!(out, "{}", usage(None));
         return 0;
     }
-    if !COMMANDS.contains(&cmd.as_str()) {
+    if !COMMANDS.contains(&cmd.as_str()) && !crate::handler::is_handler(&cmd) {
         eprintln!("drbdadm: Unknown command '{cmd}'");
         return 1;
     }
@@ -826,6 +826,11 @@ fn run_command(cfg: &Config, cli: &Cli, cmd: &str, opts: &Opts, out: &mut dyn Wr
     }
     if cmd.starts_with("sh-") {
         return sh_command(cfg, cmd, &targets, out);
+    }
+    if crate::handler::is_handler(cmd) {
+        let t: Vec<(Local, Option<u32>)> =
+            targets.into_iter().map(|t| (t.local, t.sel.vol)).collect();
+        return crate::handler::dispatch(cfg, &t, cmd, opts.dry, out);
     }
     if cmd == "wait-sync" && !opts.dry {
         return wait_sync(opts, &targets, &cli.cmd_opts, out);

@@ -6,6 +6,7 @@ pub mod adjust;
 pub mod cli;
 pub mod cmds;
 pub mod dump;
+pub mod handler;
 pub mod lex;
 pub mod model;
 pub mod opts;

@@ -260,6 +260,26 @@ pub struct PeerDeviceStats {
     pub rs_db1_sectors: u64,
     /// UUID flags.
     pub uuid_flags: u64,
+    /// Online verify: first sector.
+    pub ov_start_sector: u64,
+    /// Online verify: last sector.
+    pub ov_stop_sector: u64,
+    /// Online verify: current sector.
+    pub ov_position: u64,
+    /// Online verify: sectors skipped.
+    pub ov_skipped: u64,
+    /// Resync: sectors found equal by checksum.
+    pub rs_same_csum: u64,
+    /// Resync: ms since it started.
+    pub rs_dt_start_ms: u64,
+    /// Resync: ms spent paused.
+    pub rs_paused_ms: u64,
+    /// Resync progress mark 0: ms.
+    pub rs_dt0_ms: u64,
+    /// Resync progress mark 0: sectors.
+    pub rs_db0_sectors: u64,
+    /// Resync controller's current rate (KiB/s).
+    pub rs_c_sync_rate: u32,
 }
 
 impl PeerDeviceStats {
@@ -503,6 +523,16 @@ fn decode_peer_device_stats(s: &[u8]) -> Result<PeerDeviceStats, DecodeError> {
         rs_dt1_ms: u64_of(s, p::PEER_DEV_RS_DT1_MS)?,
         rs_db1_sectors: u64_of(s, p::PEER_DEV_RS_DB1_SECTORS)?,
         uuid_flags: u64_of(s, p::PEER_DEV_UUID_FLAGS)?,
+        ov_start_sector: u64_of(s, p::PEER_DEV_OV_START_SECTOR)?,
+        ov_stop_sector: u64_of(s, p::PEER_DEV_OV_STOP_SECTOR)?,
+        ov_position: u64_of(s, p::PEER_DEV_OV_POSITION)?,
+        ov_skipped: u64_of(s, p::PEER_DEV_OV_SKIPPED)?,
+        rs_same_csum: u64_of(s, p::PEER_DEV_RS_SAME_CSUM)?,
+        rs_dt_start_ms: u64_of(s, p::PEER_DEV_RS_DT_START_MS)?,
+        rs_paused_ms: u64_of(s, p::PEER_DEV_RS_PAUSED_MS)?,
+        rs_dt0_ms: u64_of(s, p::PEER_DEV_RS_DT0_MS)?,
+        rs_db0_sectors: u64_of(s, p::PEER_DEV_RS_DB0_SECTORS)?,
+        rs_c_sync_rate: u32_of(s, p::PEER_DEV_RS_C_SYNC_RATE)?.unwrap_or(0),
     })
 }
 

@@ -134,13 +134,26 @@ fn resource_text(out: &mut String, r: &Resource, opts: StatusOpts) {
                 line.push_str(&format!(" read:{} written:{}", s.read / 2, s.write / 2));
                 if opts.verbose {
                     line.push_str(&format!(
-                        " al-writes:{} bm-writes:{} upper-pending:{} lower-pending:{}",
-                        s.al_writes, s.bm_writes, s.upper_pending, s.lower_pending
+                        " al-writes:{} bm-writes:{} upper-pending:{} lower-pending:{} al-suspended:{}",
+                        s.al_writes,
+                        s.bm_writes,
+                        s.upper_pending,
+                        s.lower_pending,
+                        yes_no(s.al_suspended)
                     ));
+                }
+                if opts.verbose || s.upper_blocked || s.lower_blocked {
+                    let blocked = match (s.upper_blocked, s.lower_blocked) {
+                        (false, false) => "no",
+                        (true, false) => "upper",
+                        (false, true) => "lower",
+                        (true, true) => "upper,lower",
+                    };
+                    line.push_str(&format!(" blocked:{blocked}"));
                 }
             }
         }
-        out.push_str(&line);
+        out.push_str(&wrap(&line, 6));
         out.push('\n');
     }
     for (peer, c) in &r.connections {
@@ -149,7 +162,48 @@ fn resource_text(out: &mut String, r: &Resource, opts: StatusOpts) {
     out.push('\n');
 }
 
+/// Wraps each line of `text` at 80 columns as drbdsetup does: a key that would pass column 80
+/// goes to a new line indented by `cont` spaces.
+fn wrap(text: &str, cont: usize) -> String {
+    const WIDTH: usize = 80;
+    let mut out = String::new();
+    for (n, line) in text.split('\n').enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        let body = line.trim_start_matches(' ');
+        let mut col = line.len() - body.len();
+        out.push_str(&line[..col]);
+        for (i, key) in body.split(' ').filter(|k| !k.is_empty()).enumerate() {
+            if i > 0 && col + 1 + key.len() > WIDTH {
+                out.push('\n');
+                out.push_str(&" ".repeat(cont));
+                col = cont;
+            } else if i > 0 {
+                out.push(' ');
+                col += 1;
+            }
+            out.push_str(key);
+            col += key.len();
+        }
+    }
+    out
+}
+
 fn connection_text(out: &mut String, peer: u32, c: &Connection, single: bool, opts: StatusOpts) {
+    let mut line = String::new();
+    connection_line(&mut line, peer, c, opts);
+    out.push_str(&wrap(&line, 6));
+    out.push('\n');
+    let connected = c.info.cstate == ConnState::Connected;
+    if opts.verbose || opts.statistics || connected {
+        for (vol, p) in &c.peer_devices {
+            peer_device_text(out, *vol, p, single, opts);
+        }
+    }
+}
+
+fn connection_line(out: &mut String, peer: u32, c: &Connection, opts: StatusOpts) {
     out.push_str("  ");
     match &c.conn_name {
         Some(n) => {
@@ -177,12 +231,6 @@ fn connection_text(out: &mut String, peer: u32, c: &Connection, single: bool, op
                 s.ap_in_flight / 2,
                 s.rs_in_flight / 2
             ));
-        }
-    }
-    out.push('\n');
-    if opts.verbose || opts.statistics || connected {
-        for (vol, p) in &c.peer_devices {
-            peer_device_text(out, *vol, p, single, opts);
         }
     }
 }
@@ -231,12 +279,13 @@ fn peer_device_text(out: &mut String, vol: u32, p: &PeerDevice, single: bool, op
     if parts.is_empty() && stats_line.is_none() {
         return;
     }
-    out.push_str("    ");
-    out.push_str(&parts.join(" "));
+    let mut line = String::from("    ");
+    line.push_str(&parts.join(" "));
     if let Some(l) = stats_line {
-        out.push_str("\n       ");
-        out.push_str(&l);
+        line.push_str("\n       ");
+        line.push_str(&l);
     }
+    out.push_str(&wrap(&line, 8));
     out.push('\n');
 }
 
@@ -256,9 +305,8 @@ fn resource_json(r: &Resource) -> Value {
     let i = &r.info;
     let mut m = Map::new();
     m.insert("name".into(), json!(r.name));
-    if let Some(id) = r.node_id {
-        m.insert("node-id".into(), json!(id));
-    }
+    // drbdsetup prints -1 when the resource options carry no node id.
+    m.insert("node-id".into(), json!(r.node_id.map_or(-1, i64::from)));
     m.insert("role".into(), json!(i.role.name()));
     m.insert(
         "suspended".into(),
@@ -352,17 +400,12 @@ fn resource_json(r: &Resource) -> Value {
                         json!(p.info.resync_suspended_str()),
                     );
                     if let Some(s) = p.stats {
-                        pm.insert("received".into(), json!(s.received / 2));
-                        pm.insert("sent".into(), json!(s.sent / 2));
-                        pm.insert("out-of-sync".into(), json!(s.out_of_sync / 2));
-                        pm.insert("pending".into(), json!(s.pending));
-                        pm.insert("unacked".into(), json!(s.unacked));
-                        let done = s.done_percent();
-                        pm.insert("has-sync-details".into(), json!(done.is_some()));
-                        pm.insert("has-online-verify-details".into(), json!(s.ov_left != 0));
-                        if let Some(d) = done {
-                            pm.insert("percent-resync-done".into(), json!(round2(d)));
-                        }
+                        let dev_size = r
+                            .devices
+                            .get(vol)
+                            .and_then(|d| d.stats.as_ref())
+                            .map_or(0, |d| d.size);
+                        peer_device_stats_json(&mut pm, &s, p.info.repl, dev_size);
                     }
                     Value::Object(pm)
                 })
@@ -375,6 +418,104 @@ fn resource_json(r: &Resource) -> Value {
     Value::Object(m)
 }
 
+/// Statistics members of a peer device in `status --json`, in drbdsetup's order: counters,
+/// `percent-in-sync` (of the device size), and while a resync or verify has details its
+/// progress marks, rates and estimate (sizes in KiB, sectors where the key says so).
+fn peer_device_stats_json(
+    pm: &mut Map<String, Value>,
+    s: &crate::state::PeerDeviceStats,
+    repl: ReplState,
+    dev_size: u64,
+) {
+    let sync_details = s.rs_total != 0 && s.rs_total != u64::MAX;
+    pm.insert("received".into(), json!(s.received / 2));
+    pm.insert("sent".into(), json!(s.sent / 2));
+    pm.insert("out-of-sync".into(), json!(s.out_of_sync / 2));
+    pm.insert("pending".into(), json!(s.pending));
+    pm.insert("unacked".into(), json!(s.unacked));
+    pm.insert("has-sync-details".into(), json!(sync_details));
+    pm.insert(
+        "has-online-verify-details".into(),
+        json!(sync_details && s.ov_left != 0),
+    );
+    let in_sync = if dev_size == 0 {
+        0.0
+    } else {
+        100.0 * (1.0 - s.out_of_sync as f64 / dev_size as f64)
+    };
+    pm.insert("percent-in-sync".into(), json!(round2(in_sync)));
+    if sync_details {
+        let total = s.rs_total;
+        for (k, v) in [
+            ("rs-total", total),
+            ("rs-dt-start-ms", s.rs_dt_start_ms),
+            ("rs-paused-ms", s.rs_paused_ms),
+            ("rs-dt0-ms", s.rs_dt0_ms),
+            ("rs-db0-sectors", s.rs_db0_sectors),
+            ("rs-dt1-ms", s.rs_dt1_ms),
+            ("rs-db1-sectors", s.rs_db1_sectors),
+        ] {
+            pm.insert(k.into(), json!(v));
+        }
+        if s.ov_left != 0 {
+            for (k, v) in [
+                ("ov-start-sector", s.ov_start_sector),
+                ("ov-stop-sector", s.ov_stop_sector),
+                ("ov-position", s.ov_position),
+                ("ov-left", s.ov_left),
+                ("ov-skipped", s.ov_skipped),
+            ] {
+                pm.insert(k.into(), json!(v));
+            }
+        } else {
+            pm.insert("rs-failed".into(), json!(s.resync_failed));
+            pm.insert("rs-same-csum".into(), json!(s.rs_same_csum));
+        }
+        pm.insert(
+            "want".into(),
+            json!(round2(f64::from(s.rs_c_sync_rate) / 1024.0)),
+        );
+        let rate = |db: f64, dt: u64| db / (dt.max(1) as f64) * 1000.0 / 2048.0;
+        pm.insert(
+            "db0/dt0 [MiB/s]".into(),
+            json!(round2(rate(s.rs_db0_sectors as i64 as f64, s.rs_dt0_ms))),
+        );
+        let db1 = s.rs_db1_sectors as i64 as f64;
+        pm.insert(
+            "db1/dt1 [MiB/s]".into(),
+            json!(round2(rate(db1, s.rs_dt1_ms))),
+        );
+        let to_go = if s.ov_left != 0 {
+            s.ov_left
+        } else {
+            s.out_of_sync.saturating_sub(s.resync_failed)
+        };
+        let eta = if db1 <= 0.0 {
+            987_654_321.0
+        } else {
+            s.rs_dt1_ms.max(1) as f64 * 1e-3 * to_go as f64 / db1
+        };
+        pm.insert("estimated-seconds-to-finish".into(), json!(eta.round()));
+        let done = total.saturating_sub(to_go) as f64;
+        let dt = s.rs_dt_start_ms.saturating_sub(s.rs_paused_ms);
+        pm.insert("db/dt [MiB/s]".into(), json!(round2(rate(done, dt))));
+        pm.insert(
+            "percent-resync-done".into(),
+            json!(round2(100.0 * done / total as f64)),
+        );
+    } else if matches!(
+        repl,
+        ReplState::SyncSource
+            | ReplState::SyncTarget
+            | ReplState::PausedSyncS
+            | ReplState::PausedSyncT
+    ) && s.rs_total == u64::MAX
+        && dev_size != 0
+    {
+        pm.insert("percent-resync-done".into(), json!(round2(in_sync)));
+    }
+}
+
 fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
@@ -385,4 +526,39 @@ fn addr_json(printed: &str) -> Value {
     let (addr, port) = rest.rsplit_once(':').unwrap_or((rest, "0"));
     let addr = addr.trim_start_matches('[').trim_end_matches(']');
     json!({ "address": addr, "port": port.parse::<u32>().unwrap_or(0), "family": family })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wraps_like_drbdsetup_at_80_columns() {
+        // As drbd-utils 9 printed it for our module (tests-qemu json_outputs).
+        assert_eq!(
+            wrap(
+                "      size:32728 read:0 written:0 al-writes:0 bm-writes:0 upper-pending:0 lower-pending:0 al-suspended:no blocked:no",
+                6
+            ),
+            "      size:32728 read:0 written:0 al-writes:0 bm-writes:0 upper-pending:0\n      lower-pending:0 al-suspended:no blocked:no"
+        );
+        assert_eq!(
+            wrap(
+                "  node1 node-id:1 connection:Connected role:Secondary congested:no ap-in-flight:0 rs-in-flight:0",
+                6
+            ),
+            "  node1 node-id:1 connection:Connected role:Secondary congested:no\n      ap-in-flight:0 rs-in-flight:0"
+        );
+        assert_eq!(
+            wrap(
+                "  node0 node-id:0 connection:Connected role:Primary congested:no ap-in-flight:0 rs-in-flight:0",
+                6
+            ),
+            "  node0 node-id:0 connection:Connected role:Primary congested:no ap-in-flight:0\n      rs-in-flight:0"
+        );
+        assert_eq!(
+            wrap("r0 role:Primary\n    write-ordering:flush", 4),
+            "r0 role:Primary\n    write-ordering:flush"
+        );
+    }
 }

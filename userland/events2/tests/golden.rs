@@ -321,6 +321,68 @@ fn status_json_shape() {
     assert_eq!(v[0]["devices"][0]["written"], 15);
     assert_eq!(v[0]["connections"][0]["peer-role"], "Primary");
     assert_eq!(v[0]["connections"][0]["name"], "some-peer");
+    // drbdsetup's member order (drbd-utils prints them in this order).
+    let keys: Vec<&String> = v[0].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "name",
+            "node-id",
+            "role",
+            "suspended",
+            "suspended-user",
+            "suspended-no-data",
+            "suspended-fencing",
+            "suspended-quorum",
+            "force-io-failures",
+            "write-ordering",
+            "devices",
+            "connections"
+        ]
+    );
+}
+
+#[test]
+fn status_json_peer_device_sync_details() {
+    let m = model_of(vec![
+        resource(notify::EXISTS, Role::Secondary),
+        device(notify::EXISTS, DiskState::UpToDate, Some("/dev/vdb")),
+        connection(notify::EXISTS, ConnState::Connected, Role::Primary),
+        peer_device(
+            notify::EXISTS,
+            ReplState::SyncSource,
+            DiskState::Inconsistent,
+            true,
+        ),
+    ]);
+    let v = events2::status_json(&m, None);
+    let pd = &v[0]["connections"][0]["peer_devices"][0];
+    let keys: Vec<&String> = pd.as_object().unwrap().keys().collect();
+    assert_eq!(
+        &keys[..13],
+        [
+            "volume",
+            "replication-state",
+            "peer-disk-state",
+            "peer-client",
+            "resync-suspended",
+            "received",
+            "sent",
+            "out-of-sync",
+            "pending",
+            "unacked",
+            "has-sync-details",
+            "has-online-verify-details",
+            "percent-in-sync"
+        ],
+        "{pd}"
+    );
+    assert_eq!(pd["has-sync-details"], true);
+    assert_eq!(pd["rs-total"], 800);
+    assert_eq!(pd["rs-failed"], 0);
+    // 500 of 800 sectors still to go.
+    assert_eq!(pd["percent-resync-done"], 37.5);
+    assert_eq!(keys.last().map(|k| k.as_str()), Some("percent-resync-done"));
 }
 
 #[test]

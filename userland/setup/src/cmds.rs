@@ -215,12 +215,20 @@ const WAIT_EXTRA: &[Extra] = &[
     },
 ];
 
-const SHOW_EXTRA: &[Extra] = &[Extra {
-    name: "show-defaults",
-    short: None,
-    help: "also print options that have their default value",
-    value: false,
-}];
+const SHOW_EXTRA: &[Extra] = &[
+    Extra {
+        name: "show-defaults",
+        short: Some('D'),
+        help: "also print options that have their default value",
+        value: false,
+    },
+    Extra {
+        name: "json",
+        short: Some('j'),
+        help: "JSON output",
+        value: false,
+    },
+];
 
 macro_rules! c {
     ($name:expr, $kind:ident, $cmd:expr, [$($pos:ident),*], $opt:expr, [$($set:expr),*], $always:expr, $sd:expr, $extra:expr, $summary:expr) => {

@@ -436,6 +436,21 @@ fn show_cmd(sock: &mut DrbdSocket, p: &Parsed) -> Result<i32, NlError> {
     let resources = dump(sock, cmd::ADM_GET_RESOURCES, &ctx)?;
     let devices = dump(sock, cmd::ADM_GET_DEVICES, &ctx)?;
     let connections = dump(sock, cmd::ADM_GET_CONNECTIONS, &ctx)?;
+    if p.has("json") {
+        let v = show::render_json(
+            &resources,
+            &devices,
+            &connections,
+            only,
+            p.has("show-defaults"),
+        );
+        if only.is_some() && v.as_array().is_some_and(|a| a.is_empty()) {
+            eprintln!("{}: {}", p.objname, ret::text(ret::ERR_RES_NOT_KNOWN));
+            return Ok(EXIT_FAILURE);
+        }
+        println!("{}", serde_json_pretty(&v));
+        return Ok(0);
+    }
     let text = show::render(
         &resources,
         &devices,

@@ -6,9 +6,10 @@
 use crate::msg::Reply;
 use genl_spec::generated::{
     disk_conf, set_by_tla, tla, AttrSet, AttrType, DefaultValue, Member, MD_INDEX_FLEX_EXT,
-    MD_INDEX_FLEX_INT,
+    MD_INDEX_FLEX_INT, MD_INDEX_INTERNAL,
 };
 use genl_spec::nla::{self, Attr};
+use serde_json::{json, Map, Value};
 use std::fmt::Write;
 
 fn value_text(m: &Member, a: &Attr<'_>) -> Option<(String, bool)> {
@@ -59,13 +60,36 @@ fn value_text(m: &Member, a: &Attr<'_>) -> Option<(String, bool)> {
     })
 }
 
-/// The `key value;` lines of the options in a set nest.
+/// The attributes of a set nest in drbdsetup's order (the set's member table), each with its
+/// member; unknown or duplicate attributes are skipped.
+fn ordered<'a>(set: &AttrSet, payload: &'a [u8]) -> Vec<(&'static Member, Attr<'a>)> {
+    let attrs: Vec<Attr<'a>> = nla::iter(payload).filter_map(Result::ok).collect();
+    set.members
+        .iter()
+        .filter_map(|m| attrs.iter().find(|a| a.kind == m.nr).map(|a| (m, *a)))
+        .collect()
+}
+
+/// The unit comment drbdsetup prints after time-valued options.
+fn unit_of(opt: &str) -> Option<&'static str> {
+    match opt {
+        "connect-int" | "ping-int" => Some("seconds"),
+        "timeout"
+        | "ping-timeout"
+        | "c-plan-ahead"
+        | "c-delay-target"
+        | "disk-timeout"
+        | "twopc-timeout"
+        | "auto-promote-timeout" => Some("1/10 seconds"),
+        _ => None,
+    }
+}
+
+/// The `key value;` lines of the options in a set nest, with drbdsetup's `# unit, default`
+/// comments.
 fn options(set: &AttrSet, payload: &[u8], show_defaults: bool, indent: usize) -> String {
     let mut out = String::new();
-    for a in nla::iter(payload).filter_map(Result::ok) {
-        let Some(m) = set.member(a.kind) else {
-            continue;
-        };
+    for (m, a) in ordered(set, payload) {
         let Some(opt) = m.option else { continue };
         let Some((text, is_default)) = value_text(m, &a) else {
             continue;
@@ -73,14 +97,24 @@ fn options(set: &AttrSet, payload: &[u8], show_defaults: bool, indent: usize) ->
         if is_default && !show_defaults {
             continue;
         }
-        let _ = writeln!(out, "{:indent$}{opt:<16}\t{text};", "");
+        let _ = write!(out, "{:indent$}{opt:<16}\t{text};", "");
+        let unit = unit_of(opt);
+        if unit.is_some() || is_default {
+            let comment: Vec<&str> = unit
+                .into_iter()
+                .chain(is_default.then_some("default"))
+                .collect();
+            let _ = write!(out, " # {}", comment.join(", "));
+        }
+        out.push('\n');
     }
     out
 }
 
+/// A `name { … }` section; empty sections are left out, as drbdsetup does.
 fn block(name: &str, body: &str, indent: usize) -> String {
     if body.is_empty() {
-        return format!("{:indent$}{name} {{\n{:indent$}}}\n", "", "");
+        return String::new();
     }
     format!("{:indent$}{name} {{\n{body}{:indent$}}}\n", "", "")
 }
@@ -210,10 +244,169 @@ pub fn render(
             }
             body.push_str(&block("connection", &cb, 4));
         }
-        out.push_str(&block(&format!("resource {name}"), &body, 0));
+        out.push_str(&block(&format!("resource \"{name}\""), &body, 0));
         out.push('\n');
     }
     out
+}
+
+/// The options of a set nest as a JSON object (`show --json`): option name to value text
+/// (numbers with their unit suffix, enum names), booleans as JSON booleans.
+fn options_json(set: &AttrSet, payload: &[u8], show_defaults: bool) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (m, a) in ordered(set, payload) {
+        let Some(opt) = m.option else { continue };
+        let Some((text, is_default)) = value_text(m, &a) else {
+            continue;
+        };
+        if is_default && !show_defaults {
+            continue;
+        }
+        let v = match m.ty {
+            AttrType::Flag => Value::Bool(text == "yes"),
+            AttrType::String => Value::String(text.trim_matches('"').to_string()),
+            _ => Value::String(text),
+        };
+        out.insert(opt.to_string(), v);
+    }
+    out
+}
+
+/// `show --json`: per resource `resource`, `options`, `_this_host` (`node-id`, `volumes` with
+/// `volume_nr`, `device_minor`, `backing-disk`, `meta-disk`, `disk`), and `connections`
+/// (`path`, `_is_standalone`, `net`, `_peer_node_id`), in drbdsetup's order. Empty option
+/// objects are left out, as drbdsetup does.
+pub fn render_json(
+    resources: &[Reply],
+    devices: &[Reply],
+    connections: &[Reply],
+    only: Option<&str>,
+    show_defaults: bool,
+) -> Value {
+    let ctx_of = |r: &Reply| events2::state::decode_context(&r.attrs).ok();
+    let mut names: Vec<String> = resources
+        .iter()
+        .filter_map(ctx_of)
+        .map(|c| c.resource)
+        .filter(|n| only.is_none_or(|o| o == n))
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut arr = Vec::new();
+    for name in names {
+        let mut rm = Map::new();
+        rm.insert("resource".into(), json!(name));
+        let res = resources
+            .iter()
+            .find(|r| ctx_of(r).is_some_and(|c| c.resource == name));
+        let mut node_id = None;
+        if let (Some(r), Some(set)) = (res, set_by_tla(tla::RESOURCE_OPTS)) {
+            if let Some(p) = nest(&r.attrs, tla::RESOURCE_OPTS) {
+                let o = options_json(set, p, show_defaults);
+                if !o.is_empty() {
+                    rm.insert("options".into(), Value::Object(o));
+                }
+                node_id = nla::find(p, genl_spec::generated::res_opts::NODE_ID)
+                    .ok()
+                    .flatten()
+                    .and_then(|a| a.as_u32().ok());
+            }
+        }
+        let mut host = Map::new();
+        if let Some(id) = node_id {
+            host.insert("node-id".into(), json!(id));
+        }
+        let mut vols = Vec::new();
+        for d in devices {
+            let Some(c) = ctx_of(d) else { continue };
+            if c.resource != name {
+                continue;
+            }
+            let mut vm = Map::new();
+            vm.insert("volume_nr".into(), json!(c.volume.unwrap_or(0)));
+            vm.insert("device_minor".into(), json!(d.minor));
+            if let Some(dc) = nest(&d.attrs, tla::DISK_CONF) {
+                let s = |nr| {
+                    nla::find(dc, nr)
+                        .ok()
+                        .flatten()
+                        .and_then(|a| a.as_str(0).ok().map(str::to_owned))
+                };
+                let backing = s(disk_conf::BACKING_DEV).unwrap_or_default();
+                if !backing.is_empty() {
+                    let meta = s(disk_conf::META_DEV).unwrap_or_default();
+                    let idx = nla::find(dc, disk_conf::META_DEV_IDX)
+                        .ok()
+                        .flatten()
+                        .and_then(|a| a.as_i32().ok())
+                        .unwrap_or(MD_INDEX_FLEX_INT);
+                    vm.insert("backing-disk".into(), json!(backing));
+                    match idx {
+                        MD_INDEX_FLEX_INT | MD_INDEX_INTERNAL => {
+                            vm.insert("meta-disk".into(), json!("internal"));
+                        }
+                        MD_INDEX_FLEX_EXT => {
+                            vm.insert("meta-disk".into(), json!(meta));
+                        }
+                        n => {
+                            vm.insert(meta, json!(n));
+                        }
+                    }
+                }
+                let o = options_json(&disk_conf::SET, dc, show_defaults);
+                if !o.is_empty() {
+                    vm.insert("disk".into(), Value::Object(o));
+                }
+            } else {
+                vm.insert("disk".into(), json!("none"));
+            }
+            vols.push(Value::Object(vm));
+        }
+        host.insert("volumes".into(), Value::Array(vols));
+        rm.insert("_this_host".into(), Value::Object(host));
+        let mut conns = Vec::new();
+        for conn in connections {
+            let Some(c) = ctx_of(conn) else { continue };
+            if c.resource != name {
+                continue;
+            }
+            let mut cm = Map::new();
+            let addr = |raw: &Option<Vec<u8>>| {
+                raw.as_deref()
+                    .and_then(events2::state::format_sockaddr)
+                    .map(|s| s.replacen(':', " ", 1))
+            };
+            if let (Some(mine), Some(peer)) = (addr(&c.my_addr), addr(&c.peer_addr)) {
+                cm.insert(
+                    "path".into(),
+                    json!({ "_this_host": mine, "_remote_host": peer }),
+                );
+            }
+            let standalone = nest(&conn.attrs, tla::CONNECTION_INFO)
+                .and_then(|info| nla::find(info, 1).ok().flatten())
+                .and_then(|a| a.as_u32().ok())
+                == Some(genl_spec::generated::ConnState::StandAlone as u32);
+            if standalone {
+                cm.insert("_is_standalone".into(), json!(true));
+            }
+            if let (Some(p), Some(set)) =
+                (nest(&conn.attrs, tla::NET_CONF), set_by_tla(tla::NET_CONF))
+            {
+                let o = options_json(set, p, show_defaults);
+                if !o.is_empty() {
+                    cm.insert("net".into(), Value::Object(o));
+                }
+            }
+            // drbdsetup prints the peer's node id last.
+            cm.insert("_peer_node_id".into(), json!(c.peer_node_id.unwrap_or(0)));
+            conns.push(Value::Object(cm));
+        }
+        if !conns.is_empty() {
+            rm.insert("connections".into(), Value::Array(conns));
+        }
+        arr.push(Value::Object(rm));
+    }
+    Value::Array(arr)
 }
 
 #[cfg(test)]
@@ -272,7 +465,13 @@ mod tests {
             w.put_u32(net_conf::PING_TIMEO, 7).unwrap();
             w.nest_end(n).unwrap();
         });
-        let text = render(&[res], &[], &[conn], Some("dvolume"), false);
+        let text = render(
+            std::slice::from_ref(&res),
+            &[],
+            std::slice::from_ref(&conn),
+            Some("dvolume"),
+            false,
+        );
         assert!(
             text.contains(
                 "    connection {\n        _peer_node_id 1;\n        path {\n            _this_host ipv4 10.0.0.1:7789;\n            _remote_host ipv4 10.0.0.2:7789;\n        }\n"
@@ -283,5 +482,16 @@ mod tests {
         assert!(text.contains("ping-timeout    \t7;"), "{text}");
         assert!(!text.contains("protocol"), "{text}");
         print!("{text}");
+        let v = render_json(&[res], &[], &[conn], Some("dvolume"), false);
+        let r = &v[0];
+        assert_eq!(r["resource"], "dvolume");
+        assert_eq!(r["_this_host"]["node-id"], 0);
+        let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["resource", "_this_host", "connections"], "{v}");
+        let c = &r["connections"][0];
+        assert_eq!(c["_peer_node_id"], 1);
+        assert_eq!(c["path"]["_this_host"], "ipv4 10.0.0.1:7789");
+        assert_eq!(c["net"]["_name"], "node1");
+        assert_eq!(c["net"]["ping-timeout"], "7");
     }
 }
