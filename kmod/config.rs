@@ -530,6 +530,27 @@ pub(crate) fn down(reg: &mut RegistryInner, name: &str) -> Outcome {
     del_resource(reg, name)
 }
 
+/// First step of `down`, without `Registry::inner`: demote, then stop every connection.
+pub(crate) fn stop_for_down(res: &Arc<Resource>) -> Outcome {
+    {
+        let mut rs = res.state.lock();
+        crate::role::demote(res, &mut rs)?;
+    }
+    let conns = {
+        let rs = res.state.lock();
+        let mut v = KVec::new();
+        for c in rs.connections() {
+            v.push(c.clone(), GFP_KERNEL)
+                .map_err(|_| fail!(ret::ERR_NOMEM))?;
+        }
+        v
+    };
+    for conn in conns.iter() {
+        conn.stop();
+    }
+    Ok(())
+}
+
 /// Module exit: tear a resource down regardless of state (nothing can be open any more,
 /// because the module cannot be unloaded while a device is open).
 pub(crate) fn teardown_resource(res: &Arc<Resource>) {

@@ -277,6 +277,11 @@ impl Connection {
         self.stopping.store(true, Ordering::Release);
         let (thread, resync) = {
             let mut st = self.state.lock();
+            let idle = st.thread.is_none() && st.resync.is_none() && st.sockets.is_empty();
+            if idle && st.cstate == ConnState::StandAlone {
+                // Stopped already (`down` stops before it removes): no second event.
+                return;
+            }
             for s in st.sockets.iter() {
                 s.shutdown();
             }

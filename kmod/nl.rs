@@ -121,8 +121,11 @@ pub(crate) fn doit(ctx: &DoContext) -> i32 {
     }
     let outcome = match crate::REGISTRY.get() {
         Some(registry) => {
-            let mut reg = registry.inner.lock();
-            dispatch(&mut reg, &req)
+            let _admin = registry.admin.lock();
+            stop_threads_first(registry, &req).and_then(|()| {
+                let mut reg = registry.inner.lock();
+                dispatch(&mut reg, &req)
+            })
         }
         None => Err(fail!(ret::ERR_INVALID_REQUEST, "module is unloading")),
     };
@@ -153,6 +156,30 @@ pub(crate) fn doit(ctx: &DoContext) -> i32 {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
+}
+
+/// `disconnect`, `del-peer` and `down` stop the connection threads before `dispatch` takes
+/// `Registry::inner`: a thread may be waiting for a usermode helper that itself asks the module
+/// for its status, which needs `inner`. Unknown names are left for `dispatch` to report.
+fn stop_threads_first(registry: &crate::registry::Registry, req: &Request<'_>) -> Outcome {
+    if !matches!(
+        req.cmd,
+        cmd::ADM_DISCONNECT | cmd::ADM_DEL_PEER | cmd::ADM_DOWN
+    ) {
+        return Ok(());
+    }
+    let c = Ctx::parse(req.attrs)?;
+    let Some(res) = registry.inner.lock().resource(c.resource()?).cloned() else {
+        return Ok(());
+    };
+    if req.cmd == cmd::ADM_DOWN {
+        return config::stop_for_down(&res);
+    }
+    let conn = res.state.lock().connection(c.peer()?).cloned();
+    if let Some(conn) = conn {
+        conn.stop();
+    }
+    Ok(())
 }
 
 fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outcome<i32> {

@@ -1,8 +1,11 @@
 //! All configured resources and minors of this node.
 //!
-//! Locking: `Registry::inner` is taken (process context only) for the whole of every
-//! configuration request and dump, which also serialises configuration changes; it is never
-//! taken by the I/O path or by block-device open/release (see the lock order in `resource.rs`).
+//! Locking: `Registry::admin` serialises configuration requests and is held for the whole of
+//! each, including waits for connection threads. `Registry::inner` (after `admin`) guards the
+//! resource table; requests hold it while they change configuration and dumps hold it while
+//! they read, but nobody holds it while joining a thread: a thread may be waiting for a
+//! usermode helper that queries the module (`drbdsetup status`). Neither is taken by the I/O
+//! path or by block-device open/release (see the lock order in `resource.rs`).
 
 use crate::device::Device;
 use crate::resource::Resource;
@@ -22,6 +25,9 @@ pub(crate) struct RegistryInner {
 /// The registry (module-lifetime singleton, see `drbd_main.rs`).
 #[pin_data]
 pub(crate) struct Registry {
+    /// Held by each configuration request from start to reply.
+    #[pin]
+    pub(crate) admin: Mutex<()>,
     /// Resources and, through them, devices.
     #[pin]
     pub(crate) inner: Mutex<RegistryInner>,
@@ -31,6 +37,7 @@ impl Registry {
     /// An empty registry.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
+            admin <- new_mutex!((), "Registry::admin"),
             inner <- new_mutex!(RegistryInner { resources: KVec::new() }, "Registry::inner"),
         })
     }

@@ -58,6 +58,9 @@ static struct genl_family drbd_rs_genl_family __ro_after_init = {
 	.hdrsize = DRBD_USER_HDR_LEN,
 	.maxattr = 0,
 	.module = THIS_MODULE,
+	/* Our own locks serialise requests (registry.rs); genl_mutex must not be held while a
+	 * request waits for a thread that waits for a usermode helper that calls us. */
+	.parallel_ops = true,
 	.small_ops = drbd_rs_genl_ops,
 	.n_small_ops = ARRAY_SIZE(drbd_rs_genl_ops),
 	/* All DRBD commands predate strict validation: keep the legacy, lenient parsing. */

@@ -313,3 +313,74 @@ fn helpers_run_with_drbd_environment_and_events() {
         n.run_ok("drbdsetup down r0 && rmmod drbd");
     }
 }
+
+/// A helper that asks the module for its status while `disconnect` (then `down`) waits for the
+/// thread that runs the helper: neither may deadlock. The helper blocks until the test has
+/// started the command, so the query really overlaps it.
+#[test]
+fn helper_querying_the_module_does_not_block_disconnect_or_down() {
+    let c = Cluster::start(ClusterSpec::new(2).disks(&[32]));
+    let (a, b) = (c.node(0), c.node(1));
+    let (ip_a, ip_b) = (c.addr(0, 1), c.addr(1, 0));
+    let conf = format!(
+        r#"resource r0 {{
+  handlers {{
+    before-resync-target "touch /tmp/brt.started; while [ ! -f /tmp/go ]; do sleep 1; done; drbdsetup status r0 > /tmp/st.out; echo $? >> /tmp/st.out";
+  }}
+  device minor 1;
+  disk /dev/vdb;
+  meta-disk internal;
+  on node0 {{ node-id 0; address {ip_a}:7789; }}
+  on node1 {{ node-id 1; address {ip_b}:7789; }}
+}}
+"#
+    );
+    for n in [a, b] {
+        n.run_ok("modprobe drbd");
+        n.run_ok("echo /usr/sbin/drbdadm > /sys/module/drbd/parameters/usermode_helper");
+        n.write_file("/etc/drbd.conf", conf.as_bytes());
+        create_md_ok(n, 1, "/dev/vdb", 1);
+    }
+    bring_up(a, 0, 1, &ip_a, &ip_b, "C");
+    bring_up(b, 1, 0, &ip_b, &ip_a, "C");
+    a.run_ok("drbdsetup primary --force r0");
+    for (round, cmd) in [(1, "drbdsetup disconnect r0 0"), (2, "drbdsetup down r0")] {
+        wait_for(
+            b,
+            "before-resync-target running",
+            "test -f /tmp/brt.started",
+            120,
+        );
+        b.run_ok(&format!("({cmd}; echo $? > /tmp/cmd.rc) >/dev/null 2>&1 &"));
+        std::thread::sleep(Duration::from_secs(2));
+        b.run_ok("touch /tmp/go");
+        wait_for(
+            b,
+            &format!("round {round}: `{cmd}` returned"),
+            "test -s /tmp/cmd.rc",
+            60,
+        );
+        assert_eq!(
+            b.run_ok("cat /tmp/cmd.rc").trim(),
+            "0",
+            "round {round}: {cmd}"
+        );
+        let st = b.run_ok("cat /tmp/st.out");
+        assert!(
+            st.starts_with("r0 role:Secondary") && st.trim_end().ends_with('0'),
+            "round {round}: the helper's status query:\n{st}"
+        );
+        b.run_ok("rm -f /tmp/go /tmp/brt.started /tmp/cmd.rc /tmp/st.out");
+        if round == 1 {
+            // The sync did not finish: connecting again runs the helper again.
+            b.run_ok("drbdsetup connect r0 0");
+        }
+    }
+    assert!(
+        b.run_ok("drbdsetup status r0 2>&1; true")
+            .contains("No such resource"),
+        "down left r0 behind"
+    );
+    b.run_ok("rmmod drbd");
+    a.run_ok("drbdsetup down r0 && rmmod drbd");
+}
