@@ -205,3 +205,153 @@ fn pause_sync_and_resume_sync_from_either_side() {
         n.run_ok("drbdsetup down r0 && rmmod drbd");
     }
 }
+
+/// The local disk state from events2.
+fn disk(n: &Node) -> String {
+    field(line(&now(n), "device"), "disk").to_string()
+}
+
+#[test]
+fn outdate_persists_refuses_and_settles() {
+    let c = Cluster::start(ClusterSpec::new(2).disks(&[32]));
+    let (a, b) = (c.node(0), c.node(1));
+    configured_pair(&c, "C");
+    a.run_ok("drbdsetup primary --force r0");
+    up_to_date_both(a, b);
+
+    // Connected: neither the Primary nor a Secondary replicating from it may be outdated.
+    for n in [a, b] {
+        let o = n.run("drbdsetup outdate 1");
+        assert_fails(&o, 11, &["(-6)", "Refusing to be Outdated while Connected"]);
+        assert_eq!(disk(n), "UpToDate");
+    }
+
+    // Apart: the Secondary may; the Primary still may not (it needs UpToDate data).
+    c.set_link(0, 1, false);
+    for n in [a, b] {
+        wait_link_loss(n);
+    }
+    let o = a.run("drbdsetup outdate 1");
+    assert_fails(&o, 17, &["(-2)", "Need access to UpToDate data"]);
+    b.run_ok("drbdsetup outdate 1");
+    assert_eq!(disk(b), "Outdated");
+    b.run_ok("drbdsetup outdate 1"); // nothing to do
+    let st = b.run_ok("drbdsetup status r0");
+    assert!(st.contains("disk:Outdated"), "status:\n{st}");
+
+    // Persistent: detach/attach finds it Outdated again; no promotion without --force.
+    b.run_ok("drbdsetup detach 1 && drbdsetup attach 1 /dev/vdb /dev/vdb internal");
+    assert_eq!(disk(b), "Outdated", "outdated state lost by detach/attach");
+    let o = b.run("drbdsetup primary r0");
+    assert_fails(&o, 17, &["(-2)"]);
+
+    // The Primary wrote meanwhile: back together, the outdated node resyncs those blocks.
+    a.run_ok("dd if=/dev/urandom of=/dev/drbd1 bs=1M count=2 seek=4 oflag=direct 2>/dev/null");
+    c.set_link(0, 1, true);
+    up_to_date_both(a, b);
+    assert_eq!(data_hash(a), data_hash(b), "data differ after the resync");
+    let kib = resynced_kib(a);
+    assert!((2048..=3072).contains(&kib), "resynced {kib} KiB");
+
+    // Nobody wrote: at the next connection an Outdated disk facing UpToDate data of the same
+    // generation is UpToDate again, without a resync.
+    a.run_ok("drbdsetup secondary r0");
+    b.run_ok("drbdsetup disconnect r0 0 && drbdsetup outdate 1");
+    assert_eq!(disk(b), "Outdated");
+    let syncs = |n: &Node| n.run_ok("dmesg | grep -c 'resync started' || true");
+    let before = syncs(b);
+    b.run_ok("drbdsetup connect r0 0");
+    up_to_date_both(a, b);
+    assert_eq!(syncs(b), before, "an outdated node with equal data was resynced");
+    assert!(
+        b.run_ok("dmesg").contains("Outdated -> UpToDate"),
+        "no settle message"
+    );
+
+    // Inconsistent data cannot be outdated (DRBD: exit 5).
+    b.run_ok("drbdsetup disconnect r0 0 && drbdsetup invalidate 1");
+    let o = b.run("drbdsetup outdate 1");
+    assert_fails(&o, 5, &["(-16)", "lower than outdated"]);
+    b.run_ok("drbdsetup connect r0 0");
+    up_to_date_both(a, b);
+    for n in [a, b] {
+        n.run_ok("drbdsetup down r0 && rmmod drbd");
+    }
+}
+
+/// The UUID after `marker` in the last kernel-log line containing it.
+fn logged_uuid(n: &Node, marker: &str) -> String {
+    let log = n.run_ok(&format!("dmesg | grep '{marker}' | tail -n 1"));
+    log.split(marker)
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no {marker:?} in the log: {log:?}"))
+}
+
+#[test]
+fn new_current_uuid_skips_initial_sync_and_rotates() {
+    let c = Cluster::start(ClusterSpec::new(2).disks(&[32]));
+    let (a, b) = (c.node(0), c.node(1));
+    configured_pair(&c, "C");
+    for n in [a, b] {
+        wait_for(
+            n,
+            "Connected",
+            "drbdsetup events2 --now r0 | grep -q 'exists peer-device .*replication:Established peer-disk:Inconsistent'",
+            60,
+        );
+        assert_eq!(disk(n), "Inconsistent");
+    }
+    // A connected Secondary with data to keep may not start a generation.
+    // The documented workflow: fresh meta-data on both, connected, then skip the sync.
+    a.run_ok("drbdsetup new-current-uuid --clear-bitmap 1");
+    up_to_date_both(a, b);
+    for n in [a, b] {
+        let syncs = n.run_ok("dmesg | grep -c 'resync started' || true");
+        assert_eq!(syncs.trim(), "0", "{}: a resync ran", n.name);
+    }
+    assert!(a.run_ok("dmesg").contains("Preparing to skip initial sync"));
+    assert!(b
+        .run_ok("dmesg")
+        .contains("Accepted new current UUID, preparing to skip initial sync"));
+
+    // Replication works afterwards.
+    a.run_ok("drbdsetup primary r0");
+    a.run_ok("dd if=/dev/urandom of=/dev/drbd1 bs=1M count=4 seek=2 oflag=direct 2>/dev/null");
+    assert_eq!(data_hash(a), data_hash(b), "writes after the skipped sync");
+
+    // A connected Secondary may not make a new generation; the Primary may, and its peer
+    // follows it (no resync at the next connection).
+    let o = b.run("drbdsetup new-current-uuid 1");
+    assert_fails(&o, 10, &["(151)"]);
+    a.run_ok("drbdsetup new-current-uuid 1");
+    let made = logged_uuid(a, "new current UUID ");
+    wait_for(
+        b,
+        "the new generation taken over",
+        &format!("dmesg | grep -q 'new current UUID {made} of the Primary taken over'"),
+        30,
+    );
+    a.run_ok("dd if=/dev/urandom of=/dev/drbd1 bs=1M count=1 seek=9 oflag=direct 2>/dev/null");
+    a.run_ok("drbdsetup secondary r0");
+    b.run_ok("drbdsetup disconnect r0 0 && drbdsetup connect r0 0");
+    up_to_date_both(a, b);
+    for n in [a, b] {
+        let syncs = n.run_ok("dmesg | grep -c 'resync started' || true");
+        assert_eq!(syncs.trim(), "0", "{}: resync after a followed generation", n.name);
+    }
+    assert_eq!(data_hash(a), data_hash(b));
+
+    // Without a connection a Secondary may rotate too; the history keeps the old one, so
+    // the next handshake is bitmap-based (nothing to resync, nothing unrelated).
+    b.run_ok("drbdsetup disconnect r0 0 && drbdsetup new-current-uuid 1");
+    let o = b.run("drbdsetup new-current-uuid --force-resync 1");
+    assert!(!o.success(), "--force-resync accepted\n{o}");
+    b.run_ok("drbdsetup connect r0 0");
+    up_to_date_both(a, b);
+    assert_eq!(data_hash(a), data_hash(b));
+    for n in [a, b] {
+        n.run_ok("drbdsetup down r0 && rmmod drbd");
+    }
+}
