@@ -558,7 +558,7 @@ pub(crate) fn on_peer_uuids(
                 conn.resource.name,
                 dev.volume,
                 dev.minor,
-                b.sb.current_uuid
+                current
             );
         }
         events::device(dev, &st, Kind::Change);
