@@ -153,6 +153,20 @@ pub(crate) fn peer_device_body(w: &mut NlaWriter<'_>, st: &ConnectionState, volu
     let out_of_sync = p.sync_total.saturating_sub(p.synced);
     w.put_u64(peer_device_statistics::PEER_DEV_OUT_OF_SYNC, out_of_sync)?;
     w.put_u64(peer_device_statistics::PEER_DEV_RS_TOTAL, p.sync_total)?;
+    // No online verify and no failed or checksum-equal resync blocks: DRBD reports zeros,
+    // and drbd-utils takes absent members for "unknown" (it shows a paused or running
+    // resync as done:100.00 then).
+    for nr in [
+        peer_device_statistics::PEER_DEV_RESYNC_FAILED,
+        peer_device_statistics::PEER_DEV_OV_START_SECTOR,
+        peer_device_statistics::PEER_DEV_OV_STOP_SECTOR,
+        peer_device_statistics::PEER_DEV_OV_POSITION,
+        peer_device_statistics::PEER_DEV_OV_LEFT,
+        peer_device_statistics::PEER_DEV_OV_SKIPPED,
+        peer_device_statistics::PEER_DEV_RS_SAME_CSUM,
+    ] {
+        w.put_u64(nr, 0)?;
+    }
     w.nest_end(nest)
 }
 

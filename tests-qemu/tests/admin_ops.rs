@@ -54,6 +54,7 @@ fn suspend_io_holds_writes_until_resume_io_and_down() {
     );
     let st = a.run_ok("drbdsetup status r0");
     assert!(st.contains("suspended:user"), "status:\n{st}");
+    assert_status_like_drbd_utils(a);
 
     // A write started now is held: it neither completes nor fails.
     a.run_ok("dd if=/dev/urandom of=/tmp/blk bs=1M count=4 2>/dev/null");
@@ -99,6 +100,16 @@ fn suspend_io_holds_writes_until_resume_io_and_down() {
     assert!(o.success(), "held write lost at down\n{o}");
     a.run_ok("drbdsetup down r0 2>/dev/null; rmmod drbd");
     b.run_ok("drbdsetup down r0 && rmmod drbd");
+}
+
+/// Debian's drbd-utils 9 in the guest.
+const REAL: &str = "/opt/drbd-utils/sbin/drbdsetup";
+
+/// Our `drbdsetup status r0` equals drbd-utils 9's rendering of the same kernel state.
+fn assert_status_like_drbd_utils(n: &Node) {
+    let ours = n.run_ok("drbdsetup status r0");
+    let real = n.run_ok(&format!("{REAL} status r0"));
+    assert_eq!(ours, real, "{}: status differs from drbd-utils 9", n.name);
 }
 
 /// The peer-device line of a snapshot.
@@ -169,6 +180,9 @@ fn pause_sync_and_resume_sync_from_either_side() {
         "status:\n{st}"
     );
     assert_stalled(a, "paused before the start");
+    for n in [a, b] {
+        assert_status_like_drbd_utils(n);
+    }
 
     // Resumed: it runs.
     a.run_ok("drbdsetup resume-sync r0 1 0");
@@ -189,6 +203,9 @@ fn pause_sync_and_resume_sync_from_either_side() {
     wait_repl(b, "PausedSyncT", "user");
     wait_repl(a, "PausedSyncS", "peer");
     assert_stalled(a, "paused by the target");
+    for n in [a, b] {
+        assert_status_like_drbd_utils(n);
+    }
     let o = a.run("drbdsetup resume-sync r0 1 0");
     assert_fails(&o, 10, &["(157)"]);
     let o = b.run("drbdsetup resume-sync r0 0 1");
@@ -238,6 +255,7 @@ fn outdate_persists_refuses_and_settles() {
     b.run_ok("drbdsetup outdate 1"); // nothing to do
     let st = b.run_ok("drbdsetup status r0");
     assert!(st.contains("disk:Outdated"), "status:\n{st}");
+    assert_status_like_drbd_utils(b);
 
     // Persistent: detach/attach finds it Outdated again; no promotion without --force.
     b.run_ok("drbdsetup detach 1 && drbdsetup attach 1 /dev/vdb /dev/vdb internal");
@@ -262,7 +280,11 @@ fn outdate_persists_refuses_and_settles() {
     let before = syncs(b);
     b.run_ok("drbdsetup connect r0 0");
     up_to_date_both(a, b);
-    assert_eq!(syncs(b), before, "an outdated node with equal data was resynced");
+    assert_eq!(
+        syncs(b),
+        before,
+        "an outdated node with equal data was resynced"
+    );
     assert!(
         b.run_ok("dmesg").contains("Outdated -> UpToDate"),
         "no settle message"
@@ -339,7 +361,12 @@ fn new_current_uuid_skips_initial_sync_and_rotates() {
     up_to_date_both(a, b);
     for n in [a, b] {
         let syncs = n.run_ok("dmesg | grep -c 'resync started' || true");
-        assert_eq!(syncs.trim(), "0", "{}: resync after a followed generation", n.name);
+        assert_eq!(
+            syncs.trim(),
+            "0",
+            "{}: resync after a followed generation",
+            n.name
+        );
     }
     assert_eq!(data_hash(a), data_hash(b));
 
