@@ -143,6 +143,9 @@ pub(crate) fn new_minor(reg: &mut RegistryInner, name: &str, minor: u32, volume:
     rs.add_device(dev.clone())
         .map_err(|_| fail!(ret::ERR_NOMEM))?;
     dev.set_writable(rs.role == Role::Primary);
+    if rs.susp_user {
+        dev.freeze();
+    }
     events::device(&dev, &dev.state.lock(), Kind::Create);
     Ok(())
 }
@@ -154,6 +157,9 @@ pub(crate) fn del_minor(reg: &mut RegistryInner, minor: u32) -> Outcome {
 }
 
 fn remove_device(dev: &Arc<Device>) -> Outcome {
+    // Held requests of a suspended resource are restarted (they fail if diskless) before the
+    // disk disappears: the block layer does not wait for bios a driver keeps.
+    dev.thaw();
     let res = dev.resource.clone();
     let mut rs = res.state.lock();
     let disk = {
@@ -516,6 +522,8 @@ pub(crate) fn secondary(reg: &mut RegistryInner, name: &str) -> Outcome {
 /// `down NAME`: demote, detach and remove every volume, remove the resource.
 pub(crate) fn down(reg: &mut RegistryInner, name: &str) -> Outcome {
     let res = resource(reg, name)?;
+    // Requests held by `suspend-io` go on first: nothing is lost, nobody is left waiting.
+    crate::admin::thaw_resource(&res);
     {
         let mut rs = res.state.lock();
         crate::role::demote(&res, &mut rs)?;
@@ -554,6 +562,7 @@ pub(crate) fn stop_for_down(res: &Arc<Resource>) -> Outcome {
 /// Module exit: tear a resource down regardless of state (nothing can be open any more,
 /// because the module cannot be unloaded while a device is open).
 pub(crate) fn teardown_resource(res: &Arc<Resource>) {
+    crate::admin::thaw_resource(res);
     remove_connections(res);
     loop {
         let next = res.state.lock().devices().next().cloned();

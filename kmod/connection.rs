@@ -164,6 +164,10 @@ pub(crate) struct PeerDev {
     pub(crate) sync_total: u64,
     /// Sectors resynced so far.
     pub(crate) synced: u64,
+    /// `pause-sync` on this node (`user_isp`); kept while the connection is down.
+    pub(crate) susp_user: bool,
+    /// `pause-sync` on the peer (its `user_isp` in `P_STATE`, our `peer_isp`).
+    pub(crate) susp_peer: bool,
 }
 
 impl PeerDev {
@@ -182,7 +186,32 @@ impl PeerDev {
             peer_uuid_flags: 0,
             sync_total: 0,
             synced: 0,
+            susp_user: false,
+            susp_peer: false,
         }
+    }
+
+    /// Why the resync towards this peer is suspended.
+    pub(crate) fn susp(&self) -> crate::proto::admin::ResyncSusp {
+        crate::proto::admin::ResyncSusp {
+            user: self.susp_user,
+            peer: self.susp_peer,
+            dependency: false,
+        }
+    }
+
+    /// The resync is held (by either side's `pause-sync`).
+    pub(crate) fn paused(&self) -> bool {
+        self.susp().any()
+    }
+
+    /// The replication state as reported and sent: `PausedSync*` while a suspended resync
+    /// runs (`repl` itself keeps the running state the protocol works with).
+    pub(crate) fn shown_repl(&self) -> ReplState {
+        let r = crate::proto::state::ReplState::from_u32(self.repl as u32);
+        r.map(|r| crate::proto::admin::shown_repl(r, self.susp()))
+            .and_then(|r| ReplState::from_u32(r.to_u32()))
+            .unwrap_or(self.repl)
     }
 }
 
@@ -324,7 +353,9 @@ impl Connection {
         let mut st = self.state.lock();
         if link.is_none() {
             for p in st.peers.iter_mut() {
+                let susp_user = p.susp_user;
                 *p = PeerDev::new(p.volume);
+                p.susp_user = susp_user;
             }
         }
         st.link = link;

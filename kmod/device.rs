@@ -9,7 +9,7 @@ use crate::backing::Backing;
 use crate::resource::Resource;
 use crate::spec::generated::{DiskState, Role};
 use crate::sys::bdev::BlockDev;
-use crate::sys::bio::{BioOp, SharedCompletion, UpperBio, STATUS_IOERR, STATUS_NOTSUPP};
+use crate::sys::bio::{BioList, BioOp, SharedCompletion, UpperBio, STATUS_IOERR, STATUS_NOTSUPP};
 use crate::sys::disk::Disk;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
@@ -26,6 +26,10 @@ pub(crate) struct DeviceIo {
     pub(crate) al: Option<Arc<crate::activity_log::ActivityLog>>,
     /// Size of the data area in sectors (0 while diskless): peers may write only below it.
     pub(crate) data_sectors: u64,
+    /// Application I/O is suspended (`suspend-io`): new bios are held, not started.
+    pub(crate) frozen: bool,
+    /// Bios that arrived while frozen, restarted in order by [`Device::thaw`].
+    pub(crate) held: BioList,
 }
 
 /// Slow-path state, behind `Device::state` (process context only).
@@ -101,7 +105,17 @@ impl Device {
                     },
                     "Device::state"
                 ),
-                io <- new_spinlock!(DeviceIo { lower: None, writable: false, al: None, data_sectors: 0 }, "Device::io"),
+                io <- new_spinlock!(
+                    DeviceIo {
+                        lower: None,
+                        writable: false,
+                        al: None,
+                        data_sectors: 0,
+                        frozen: false,
+                        held: BioList::new(),
+                    },
+                    "Device::io"
+                ),
                 inflight: AtomicUsize::new(0),
                 counters: DeviceCounters::default(),
                 sync_lock <- new_mutex!((), "Device::sync_lock"),
@@ -122,6 +136,49 @@ impl Device {
     /// Handles a bio submitted to `/dev/drbd<minor>` (submitter's context; may sleep on the
     /// replication send path, never on locks held by completions).
     pub(crate) fn submit(self: &Arc<Self>, bio: UpperBio) {
+        let bio = {
+            let mut io = self.io.lock();
+            if io.frozen {
+                // Held, not failed: `resume-io` (or `down`) restarts it.
+                io.held.push(bio);
+                return;
+            }
+            bio
+        };
+        self.start(bio);
+    }
+
+    /// Suspends application I/O: bios submitted from now on wait in `io.held`.
+    pub(crate) fn freeze(&self) {
+        self.io.lock().frozen = true;
+    }
+
+    /// Ends a suspension: restarts the held bios in their order, then lets new ones through
+    /// (bios arriving meanwhile queue behind the held ones). Process context, no lock held:
+    /// restarting takes the locks of the write path.
+    pub(crate) fn thaw(self: &Arc<Self>) {
+        loop {
+            let next = {
+                let mut io = self.io.lock();
+                match io.held.pop() {
+                    Some(bio) => bio,
+                    None => {
+                        io.frozen = false;
+                        return;
+                    }
+                }
+            };
+            self.start(next);
+        }
+    }
+
+    /// Bios held by a suspension.
+    pub(crate) fn held_count(&self) -> usize {
+        self.io.lock().held.len()
+    }
+
+    /// Starts a bio: local disk and, for a Primary's writes, the peers.
+    fn start(self: &Arc<Self>, bio: UpperBio) {
         let op = bio.op();
         let changes_data = matches!(op, BioOp::Write | BioOp::Discard);
         // An empty write is a pure cache flush: it only concerns the local disk (the peer

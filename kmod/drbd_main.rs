@@ -15,6 +15,7 @@
 use kernel::prelude::*;
 
 mod activity_log;
+mod admin;
 mod auth;
 mod backing;
 mod bitmap_io;

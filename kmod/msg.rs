@@ -131,10 +131,16 @@ pub(crate) fn peer_device_body(w: &mut NlaWriter<'_>, st: &ConnectionState, volu
         .copied()
         .unwrap_or(PeerDev::new(volume));
     let nest = w.nest_start(tla::PEER_DEVICE_INFO)?;
-    w.put_u32(peer_device_info::PEER_REPL_STATE, p.repl as u32)?;
+    w.put_u32(peer_device_info::PEER_REPL_STATE, p.shown_repl() as u32)?;
     w.put_u32(peer_device_info::PEER_DISK_STATE, p.peer_disk as u32)?;
-    w.put_u32(peer_device_info::PEER_RESYNC_SUSP_USER, 0)?;
-    w.put_u32(peer_device_info::PEER_RESYNC_SUSP_PEER, 0)?;
+    w.put_u32(
+        peer_device_info::PEER_RESYNC_SUSP_USER,
+        u32::from(p.susp_user),
+    )?;
+    w.put_u32(
+        peer_device_info::PEER_RESYNC_SUSP_PEER,
+        u32::from(p.susp_peer),
+    )?;
     w.put_u32(peer_device_info::PEER_RESYNC_SUSP_DEPENDENCY, 0)?;
     w.put_flag(peer_device_info::PEER_IS_INTENTIONAL_DISKLESS, false)?;
     w.put_u32(peer_device_info::PEER_RESYNC_SUSP_MAX_PARALLEL, 0)?;
@@ -147,6 +153,20 @@ pub(crate) fn peer_device_body(w: &mut NlaWriter<'_>, st: &ConnectionState, volu
     let out_of_sync = p.sync_total.saturating_sub(p.synced);
     w.put_u64(peer_device_statistics::PEER_DEV_OUT_OF_SYNC, out_of_sync)?;
     w.put_u64(peer_device_statistics::PEER_DEV_RS_TOTAL, p.sync_total)?;
+    // No online verify and no failed or checksum-equal resync blocks: DRBD reports zeros,
+    // and drbd-utils takes absent members for "unknown" (it shows a paused or running
+    // resync as done:100.00 then).
+    for nr in [
+        peer_device_statistics::PEER_DEV_RESYNC_FAILED,
+        peer_device_statistics::PEER_DEV_OV_START_SECTOR,
+        peer_device_statistics::PEER_DEV_OV_STOP_SECTOR,
+        peer_device_statistics::PEER_DEV_OV_POSITION,
+        peer_device_statistics::PEER_DEV_OV_LEFT,
+        peer_device_statistics::PEER_DEV_OV_SKIPPED,
+        peer_device_statistics::PEER_DEV_RS_SAME_CSUM,
+    ] {
+        w.put_u64(nr, 0)?;
+    }
     w.nest_end(nest)
 }
 
@@ -165,7 +185,7 @@ pub(crate) fn resource_body(
     }
     let nest = w.nest_start(tla::RESOURCE_INFO)?;
     w.put_u32(resource_info::RES_ROLE, rs.role as u32)?;
-    w.put_flag(resource_info::RES_SUSP, false)?;
+    w.put_flag(resource_info::RES_SUSP, rs.susp_user)?;
     w.put_flag(resource_info::RES_SUSP_NOD, false)?;
     w.put_flag(resource_info::RES_SUSP_FEN, false)?;
     w.put_flag(resource_info::RES_SUSP_QUORUM, false)?;
@@ -215,7 +235,10 @@ pub(crate) fn device_body(w: &mut NlaWriter<'_>, device: &Device, st: &DeviceSta
         device_statistics::DEV_WRITE,
         device.counters.written_kib.load(Ordering::Relaxed) * 2,
     )?;
-    w.put_u32(device_statistics::DEV_UPPER_PENDING, 0)?;
+    w.put_u32(
+        device_statistics::DEV_UPPER_PENDING,
+        device.held_count() as u32,
+    )?;
     w.put_u32(
         device_statistics::DEV_LOWER_PENDING,
         device.inflight.load(Ordering::Relaxed) as u32,

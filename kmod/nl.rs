@@ -12,7 +12,7 @@ use crate::proto::uuid::AfterSbPolicy;
 use crate::resource::ResourceOptions;
 use crate::spec::generated::{
     self, cfg_context, cmd, connect_parms, detach_parms, disk_conf, hdr_flags, net_conf,
-    path_parms, res_opts, ret, set_role_parms, ss, tla,
+    new_c_uuid_parms, path_parms, res_opts, ret, set_role_parms, ss, tla,
 };
 use crate::spec::nla::{self, Attr, NlaError, NlaWriter};
 use crate::sys::genl::{DoContext, Request};
@@ -332,6 +332,48 @@ fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outc
         }
         cmd::ADM_DISCONNECT => {
             config::disconnect(reg, c.resource()?, c.peer()?).map(|()| ss::SUCCESS)
+        }
+        cmd::ADM_SUSPEND_IO => {
+            // `--bdev-freeze` (freezing a file system on top first) is accepted and not
+            // done: requests are held below any file system.
+            members(attrs, tla::SUSPEND_IO_PARAMS, "suspend-io parameters")?;
+            crate::admin::suspend_io(reg, req.minor)
+        }
+        cmd::ADM_RESUME_IO => crate::admin::resume_io(reg, req.minor),
+        cmd::ADM_OUTDATE => crate::admin::outdate(reg, req.minor),
+        cmd::ADM_PAUSE_SYNC | cmd::ADM_RESUME_SYNC => {
+            let volume = c
+                .volume
+                .ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "volume number missing"))?;
+            let res = reg.resource(c.resource()?).cloned().ok_or_else(|| {
+                fail!(
+                    ret::ERR_RES_NOT_KNOWN,
+                    "unknown resource {}",
+                    c.resource().unwrap_or("")
+                )
+            })?;
+            if req.cmd == cmd::ADM_PAUSE_SYNC {
+                crate::admin::pause_sync(&res, c.peer()?, volume)
+            } else {
+                crate::admin::resume_sync(&res, c.peer()?, volume)
+            }
+        }
+        cmd::ADM_NEW_C_UUID => {
+            let (clear_bm, force_resync) =
+                match members(attrs, tla::NEW_C_UUID_PARMS, "new-current-uuid parameters")? {
+                    Some(s) => (
+                        get(s, new_c_uuid_parms::CLEAR_BM, "clear-bitmap", |a| {
+                            a.as_flag()
+                        })?
+                        .unwrap_or(false),
+                        get(s, new_c_uuid_parms::FORCE_RESYNC, "force-resync", |a| {
+                            a.as_flag()
+                        })?
+                        .unwrap_or(false),
+                    ),
+                    None => (false, false),
+                };
+            crate::admin::new_current_uuid(reg, req.minor, clear_bm, force_resync)
         }
         cmd::ADM_DEL_PEER => {
             config::del_peer(reg, c.resource()?, c.peer()?).map(|()| ret::NO_ERROR)

@@ -58,6 +58,14 @@ impl OosMap {
         self.set += bitmap::set_range(&mut self.words, first, end.min(self.bits));
     }
 
+    /// Forgets every mark (`new-current-uuid --clear-bitmap`: the data is declared equal).
+    pub(crate) fn clear_all(&mut self) {
+        for w in self.words.iter_mut() {
+            *w = 0;
+        }
+        self.set = 0;
+    }
+
     /// Marks every block (full sync).
     pub(crate) fn mark_all(&mut self) {
         self.set += bitmap::set_range(&mut self.words, 0, self.bits);

@@ -282,6 +282,17 @@ fn discard_flag(conn: &Connection) -> u64 {
 /// Sends our state of every volume to the peer of `conn` (after connecting and after every
 /// local change of role, disk state or data generation).
 pub(crate) fn announce(conn: &Connection, link: &Link, repl: Option<(u32, ReplState)>) -> Result {
+    announce_flags(conn, link, repl, 0)
+}
+
+/// [`announce`] with more `UUID_FLAG_*` in this one `P_UUIDS110` (`NEW_DATAGEN`,
+/// `SKIP_INITIAL_SYNC`).
+pub(crate) fn announce_flags(
+    conn: &Connection,
+    link: &Link,
+    repl: Option<(u32, ReplState)>,
+    extra_flags: u64,
+) -> Result {
     let (role, devices) = {
         let rs = conn.resource.state.lock();
         let mut devices = KVec::new();
@@ -290,7 +301,7 @@ pub(crate) fn announce(conn: &Connection, link: &Link, repl: Option<(u32, ReplSt
         }
         (rs.role, devices)
     };
-    announce_with(conn, link, role, &devices, repl)
+    announce_with(conn, link, role, &devices, repl, extra_flags)
 }
 
 fn announce_with(
@@ -299,6 +310,7 @@ fn announce_with(
     role: Role,
     devices: &[Arc<Device>],
     repl: Option<(u32, ReplState)>,
+    extra_flags: u64,
 ) -> Result {
     for dev in devices.iter() {
         let v = local_view(dev, role, conn.peer_node_id);
@@ -321,8 +333,9 @@ fn announce_with(
         uuids.history_uuids[1] = v.history[1];
         uuids.history_count = 2;
         uuids.dirty_bits = v.dirty;
-        uuids.uuid_flags =
-            stability(&v, conn.peer_dev(dev.volume).map(|p| p.repl)) | discard_flag(conn);
+        uuids.uuid_flags = stability(&v, conn.peer_dev(dev.volume).map(|p| p.repl))
+            | discard_flag(conn)
+            | extra_flags;
         if let Some(slot) = uuids.bitmap_uuids.get_mut(conn.peer_node_id as usize) {
             *slot = v.bitmap_uuid;
             uuids.bitmap_uuids_mask = 1u64 << conn.peer_node_id;
@@ -334,13 +347,16 @@ fn announce_with(
         let mut s = DrbdState::default();
         s.set_role(v.role as u32);
         s.set_disk(v.disk as u32);
+        let pd = conn.peer_dev(dev.volume);
         let my_repl = match repl {
             Some((vol, r)) if vol == dev.volume => r,
-            _ => conn
-                .peer_dev(dev.volume)
-                .map_or(ReplState::Established, |p| p.repl),
+            _ => pd.map_or(ReplState::Established, |p| p.repl),
         };
-        s.set_conn(my_repl as u32);
+        // A paused resync goes out as PausedSync*, with our own pause as `user_isp`.
+        let shown = pd.map_or(my_repl, |p| PeerDev { repl: my_repl, ..p }.shown_repl());
+        s.set_conn(shown as u32);
+        s.set_user_isp(u32::from(pd.is_some_and(|p| p.susp_user)));
+        s.set_peer_isp(u32::from(pd.is_some_and(|p| p.susp_peer)));
         link.send_data(wire::P_STATE, volume, &[&s.0.to_be_bytes()])?;
     }
     Ok(())
@@ -357,7 +373,7 @@ pub(crate) fn local_change_locked(rs: &ResourceState) {
     }
     for conn in rs.connections() {
         if let Some(link) = conn.link() {
-            if announce_with(conn, &link, rs.role, &devices, None).is_err() {
+            if announce_with(conn, &link, rs.role, &devices, None, 0).is_err() {
                 link.data.shutdown();
             }
         }
@@ -561,7 +577,7 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
         writer.writes.drain();
         let result = match h.cmd {
             wire::P_SIZES => on_sizes(conn, volume, &payload),
-            wire::P_UUIDS110 => on_uuids(conn, volume, &payload),
+            wire::P_UUIDS110 => on_uuids(conn, link, volume, &payload),
             wire::P_STATE => on_state(conn, link, volume, &payload),
             wire::P_OUT_OF_SYNC => device_of(conn, volume)
                 .ok_or(Stop::Protocol)
@@ -580,7 +596,7 @@ fn on_sizes(conn: &Connection, volume: u32, payload: &[u8]) -> Result<(), Stop> 
     Ok(())
 }
 
-fn on_uuids(conn: &Connection, volume: u32, payload: &[u8]) -> Result<(), Stop> {
+fn on_uuids(conn: &Connection, link: &Link, volume: u32, payload: &[u8]) -> Result<(), Stop> {
     let u = Uuids110::decode(payload).map_err(|_| Stop::Protocol)?;
     let me = conn.resource.node_id;
     let towards_me = if me < 64 && u.bitmap_uuids_mask & (1u64 << me) != 0 {
@@ -595,6 +611,19 @@ fn on_uuids(conn: &Connection, volume: u32, payload: &[u8]) -> Result<(), Stop> 
         p.peer_dirty = u.dirty_bits;
         p.peer_uuid_flags = u.uuid_flags;
     });
+    let special = wire::UUID_FLAG_NEW_DATAGEN | wire::UUID_FLAG_SKIP_INITIAL_SYNC;
+    if u.uuid_flags & special != 0 {
+        if let Some(dev) = device_of(conn, volume) {
+            crate::admin::on_peer_uuids(
+                conn,
+                link,
+                &dev,
+                u.uuid_flags,
+                u.current_uuid,
+                u.history_uuids[0],
+            );
+        }
+    }
     Ok(())
 }
 
@@ -615,8 +644,14 @@ fn on_state(
     let s = DrbdState(u32::from_be_bytes(raw));
     let peer_role = Role::from_u32(s.role()).unwrap_or(Role::Unknown);
     let peer_disk = DiskState::from_u32(s.disk()).ok_or(Stop::Protocol)?;
-    let peer_repl = ReplState::from_u32(s.conn()).unwrap_or(ReplState::Established);
+    // The protocol works with the running states; a pause travels as the peer's user_isp.
+    let peer_repl = ReplState::from_u32(s.conn())
+        .and_then(|r| state::ReplState::from_u32(r as u32))
+        .map(crate::proto::admin::running_repl)
+        .and_then(|r| ReplState::from_u32(r.to_u32()))
+        .unwrap_or(ReplState::Established);
     conn.set_peer_role(peer_role);
+    crate::admin::peer_paused(conn, volume, s.user_isp() != 0);
     let Some(dev) = device_of(conn, volume) else {
         conn.update_peer(volume, |p| {
             p.peer_disk = peer_disk;
@@ -707,6 +742,9 @@ fn on_state(
         }
         Ok(r) => {
             conn.set_repl(volume, r);
+            if r == ReplState::Established {
+                crate::admin::settle_after_handshake(conn, link, &dev, peer_disk);
+            }
             Ok(())
         }
         Err(why) => Err(Stop::Diverged(why)),

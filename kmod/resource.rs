@@ -35,6 +35,9 @@ pub(crate) struct ResourceState {
     pub(crate) auto_promoted: bool,
     /// Options.
     pub(crate) options: ResourceOptions,
+    /// Application I/O suspended by `suspend-io` (`suspended:user`); every device of the
+    /// resource holds new bios while set.
+    pub(crate) susp_user: bool,
     /// Volumes by slot; `None` slots are free (no `remove` in the 6.12 `KVec`).
     pub(crate) devices: KVec<Option<Arc<Device>>>,
     /// Connections to peers, by slot (like `devices`).
@@ -67,6 +70,7 @@ impl Resource {
                     ResourceState {
                         role: Role::Secondary,
                         auto_promoted: false,
+                        susp_user: false,
                         options,
                         devices: KVec::new(),
                         connections: KVec::new(),

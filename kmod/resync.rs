@@ -254,6 +254,11 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
             }
             crate::sys::misc::sleep_ms(1);
         }
+        // `pause-sync` on either side: nothing is sent until both resumed.
+        if conn.peer_dev(dev.volume).is_some_and(|p| p.paused()) {
+            crate::sys::misc::sleep_ms(20);
+            continue;
+        }
         let _order = dev.sync_lock.lock();
         let Some((bit, bits)) = dev.oos.lock().take_run(next, max_bits) else {
             break;

@@ -13,7 +13,7 @@ const UUID_PRIMARY: u64 = 1;
 
 /// Before a new generation: the peer's bitmap slot keeps the generation it last had, so the
 /// next handshake knows a bitmap-based resync brings it up to date.
-fn keep_bitmap_uuid(sb: &mut Superblock, peer: u32) {
+pub(crate) fn keep_bitmap_uuid(sb: &mut Superblock, peer: u32) {
     let current = sb.current_uuid & !UUID_PRIMARY;
     if let Some(slot) = sb.peers.get_mut(peer as usize) {
         if slot.bitmap_uuid == 0 {
@@ -23,7 +23,7 @@ fn keep_bitmap_uuid(sb: &mut Superblock, peer: u32) {
 }
 
 /// Starts a new data generation: the old current UUID moves into the history.
-fn new_current_uuid(sb: &mut Superblock, primary: bool) {
+pub(crate) fn new_current_uuid(sb: &mut Superblock, primary: bool) {
     if sb.current_uuid != meta::UUID_JUST_CREATED && sb.current_uuid != 0 {
         let n = sb.history_uuids.len();
         sb.history_uuids.copy_within(0..n - 1, 1);

@@ -253,3 +253,77 @@ unsafe extern "C" fn split_endio(clone: *mut bindings::bio) {
         device.lower_done();
     }
 }
+
+/// Upper bios held back while I/O is suspended (`suspend-io`), in submission order, linked
+/// through `bi_next` like the kernel's `bio_list` (no allocation, so holding never fails).
+///
+/// # Invariants
+/// Every bio reachable from `head` is owned by the list (taken over from an [`UpperBio`]);
+/// `tail` is the last one (or `None` with `head`); `len` counts them.
+///
+/// Locking: lives in `Device::io` (a spinlock); pushing and popping never sleep.
+pub(crate) struct BioList {
+    head: Option<NonNull<bindings::bio>>,
+    tail: Option<NonNull<bindings::bio>>,
+    len: usize,
+}
+
+// SAFETY: the list owns its bios (invariant); they may be completed from any thread.
+unsafe impl Send for BioList {}
+
+impl BioList {
+    /// An empty list.
+    pub(crate) const fn new() -> Self {
+        Self {
+            head: None,
+            tail: None,
+            len: 0,
+        }
+    }
+
+    /// Number of bios held.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Appends `bio` (the list now owns its completion).
+    pub(crate) fn push(&mut self, bio: UpperBio) {
+        // The value is taken apart (it has no destructor): the list owns the bio from here.
+        let UpperBio { ptr } = bio;
+        // SAFETY: we own `ptr` now; `bi_next` is unused by a bio-based driver's own bios, and
+        // `tail` is a bio we own (invariant).
+        unsafe {
+            (*ptr.as_ptr()).bi_next = core::ptr::null_mut();
+            match self.tail {
+                Some(t) => (*t.as_ptr()).bi_next = ptr.as_ptr(),
+                None => self.head = Some(ptr),
+            }
+        }
+        self.tail = Some(ptr);
+        self.len += 1;
+    }
+
+    /// Takes the oldest bio out.
+    pub(crate) fn pop(&mut self) -> Option<UpperBio> {
+        let head = self.head?;
+        // SAFETY: `head` is owned by the list (invariant); unlinking hands its ownership out.
+        unsafe {
+            self.head = NonNull::new((*head.as_ptr()).bi_next);
+            (*head.as_ptr()).bi_next = core::ptr::null_mut();
+        }
+        if self.head.is_none() {
+            self.tail = None;
+        }
+        self.len -= 1;
+        Some(UpperBio { ptr: head })
+    }
+}
+
+impl Drop for BioList {
+    /// Bios still held when the device goes away fail instead of hanging their submitter.
+    fn drop(&mut self) {
+        while let Some(bio) = self.pop() {
+            bio.end(STATUS_IOERR);
+        }
+    }
+}
