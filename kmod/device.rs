@@ -78,9 +78,10 @@ pub(crate) struct Device {
     pub(crate) inflight: AtomicUsize,
     /// Statistics.
     pub(crate) counters: DeviceCounters,
-    /// Orders mirrored writes against resync reads (see `replication.rs`).
+    /// Orders mirrored writes against resync reads (see `replication.rs`); holds the chunk
+    /// the resync reads ahead, which a mirrored write that overlaps it spoils.
     #[pin]
-    pub(crate) sync_lock: Mutex<()>,
+    pub(crate) sync_lock: Mutex<crate::proto::resync_order::ReadAhead>,
     /// Blocks the peer does not have (spinlock: set from the I/O path).
     #[pin]
     pub(crate) oos: SpinLock<crate::oos::OosMap>,
@@ -118,7 +119,10 @@ impl Device {
                 ),
                 inflight: AtomicUsize::new(0),
                 counters: DeviceCounters::default(),
-                sync_lock <- new_mutex!((), "Device::sync_lock"),
+                sync_lock <- new_mutex!(
+                    crate::proto::resync_order::ReadAhead::new(),
+                    "Device::sync_lock"
+                ),
                 oos <- new_spinlock!(crate::oos::OosMap::empty(), "Device::oos"),
             }),
             GFP_KERNEL,
@@ -212,7 +216,8 @@ impl Device {
                 self.counters
                     .written_kib
                     .fetch_add(u64::from(bio.size()) / 1024, Ordering::Relaxed);
-                let _order = self.sync_lock.lock();
+                let mut order = self.sync_lock.lock();
+                order.note_write(bio.sector(), u64::from(bio.size()) / 512);
                 let Some(lower) = self.start_lower_io() else {
                     bio.end(STATUS_IOERR);
                     return;

@@ -47,3 +47,7 @@ pub(crate) mod helper;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/admin.rs"]
 pub(crate) mod admin;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/resync_order.rs"]
+pub(crate) mod resync_order;

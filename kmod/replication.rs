@@ -988,7 +988,9 @@ pub(crate) fn mirror_write(
         match header.encode(&mut h) {
             Ok(n) => {
                 link.data.send_parts(&[&h[..n], &hb], true).is_ok()
-                    && req.send_payload(&link.data).is_ok()
+                    && req
+                        .send_payload(&link.data, wait_for_peer && block_id != 0)
+                        .is_ok()
             }
             Err(_) => false,
         }

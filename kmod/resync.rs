@@ -16,16 +16,19 @@ use crate::device::Device;
 use crate::proto::wire::{self, BlockDesc, DataHeader};
 use crate::replication::{announce, Link, Stop};
 use crate::spec::generated::{DiskState, ReplState};
+use crate::sys::bdev::BlockDev;
+use crate::sys::irqlock::IrqSpinLock;
+use crate::sys::peer_bio::{submit_read, PageBuf, WriteDone};
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, CondVar};
 
 /// Resync chunk size (also the largest application write: DRBD's max-bio-size is 1 MiB).
 const RESYNC_CHUNK: usize = 256 * 1024;
 /// Largest run announced in one `P_OUT_OF_SYNC` (bits; 1 GiB of 4 KiB blocks).
 const MAX_OOS_RUN_BITS: u64 = 1 << 18;
 /// Resync chunks in flight before the sender waits for acknowledgements.
-const RESYNC_WINDOW: u32 = 8;
+const RESYNC_WINDOW: u32 = 16;
 
 /// SyncTarget side of the bitmap exchange: sends every block this node marked itself and
 /// forgets them (the source now owns them and resends them). Runs in the receiver thread,
@@ -233,78 +236,175 @@ pub(crate) fn start_sync_source(
     Ok(())
 }
 
+/// A chunk whose read finished, waiting to be sent.
+struct Chunk {
+    sector: u64,
+    len: usize,
+    buf: PageBuf,
+}
+
+/// Where the completion of a read-ahead leaves its buffer.
+///
+/// Locking: `done` is an irq-safe spinlock (the completion may run in hard interrupt
+/// context); the resync thread waits on `changed`. Lifetime: one per resync, shared with
+/// the read in flight through an `Arc`.
+#[pin_data]
+struct ReadSlot {
+    #[pin]
+    done: IrqSpinLock<Option<(PageBuf, Arc<BlockDev>, bool)>>,
+    #[pin]
+    changed: CondVar,
+}
+
+impl WriteDone for Arc<ReadSlot> {
+    fn done(self, buf: PageBuf, lower: Arc<BlockDev>, ok: bool) {
+        // The thread drops `lower` (the last reference may close the device, which sleeps).
+        *self.done.lock() = Some((buf, lower, ok));
+        self.changed.notify_all();
+    }
+}
+
+impl ReadSlot {
+    /// Waits for the read in flight; its buffer and whether it succeeded.
+    fn wait(&self) -> (PageBuf, bool) {
+        let mut done = self.done.lock();
+        loop {
+            if let Some((buf, lower, ok)) = done.take() {
+                drop(done);
+                drop(lower);
+                return (buf, ok);
+            }
+            self.changed.wait(&mut done);
+        }
+    }
+}
+
 /// Sends every out-of-sync block of `dev` to the peer, then reports Established. A block whose
 /// send fails is marked again (the next resync covers it).
+///
+/// Two buffers: the next chunk is read from the disk while the previous one goes out. A chunk
+/// is read and sent inside `Device::sync_lock` holds, whose `ReadAhead` drops a chunk that a
+/// mirrored write overlapped meanwhile (its blocks stay marked and a later pass takes them).
 fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
-    // One buffer for the whole resync: read from the disk into its pages, sent from them.
-    let Ok(mut buf) = crate::sys::peer_bio::PageBuf::alloc(RESYNC_CHUNK) else {
+    let (Ok(a), Ok(b)) = (PageBuf::alloc(RESYNC_CHUNK), PageBuf::alloc(RESYNC_CHUNK)) else {
         return;
     };
+    let Ok(slot) = Arc::pin_init(
+        pin_init!(ReadSlot {
+            done <- crate::new_irq_spinlock!(None, "ReadSlot::done"),
+            changed <- kernel::new_condvar!("ReadSlot::changed"),
+        }),
+        GFP_KERNEL,
+    ) else {
+        return;
+    };
+    let mut spare = Some(a);
+    let mut second = Some(b);
     let max_bits = (RESYNC_CHUNK as u64 / 512) / crate::oos::SECTORS_PER_BIT;
     let mut next = 0u64;
+    // A chunk was dropped for a newer write: scan again from the start at the end.
+    let mut rescan = false;
     let mut sent_sectors = 0u64;
-    loop {
-        if conn.is_stopping() || !conn.is_link(&link) {
-            return;
+    let mut ready: Option<Chunk> = None;
+    let mut reread = 0u32;
+    // Gives a chunk that will not be sent back to the bitmap.
+    let keep = |c: Option<Chunk>| {
+        if let Some(c) = c {
+            dev.oos.lock().mark(c.sector, c.len as u64);
         }
+    };
+    loop {
         // Keep a bounded window in flight.
-        while link.rs_in_flight.load(Ordering::Acquire) >= RESYNC_WINDOW {
+        loop {
             if conn.is_stopping() || !conn.is_link(&link) {
+                keep(ready);
                 return;
             }
-            crate::sys::misc::sleep_ms(1);
+            // `pause-sync` on either side: nothing is sent until both resumed.
+            let paused = conn.peer_dev(dev.volume).is_some_and(|p| p.paused());
+            if !paused && link.rs_in_flight.load(Ordering::Acquire) < RESYNC_WINDOW {
+                break;
+            }
+            crate::sys::misc::sleep_ms(if paused { 20 } else { 1 });
         }
-        // `pause-sync` on either side: nothing is sent until both resumed.
-        if conn.peer_dev(dev.volume).is_some_and(|p| p.paused()) {
-            crate::sys::misc::sleep_ms(20);
-            continue;
+        let mut order = dev.sync_lock.lock();
+        let fresh = order.finish();
+        // Start the next read first, so the disk works while the previous chunk is copied out.
+        let mut run = dev.oos.lock().take_run(next, max_bits);
+        if run.is_none() && rescan && ready.is_none() {
+            rescan = false;
+            next = 0;
+            run = dev.oos.lock().take_run(0, max_bits);
         }
-        let _order = dev.sync_lock.lock();
-        let Some((bit, bits)) = dev.oos.lock().take_run(next, max_bits) else {
+        let lower = dev.io.lock().lower.clone();
+        let Some(lower) = lower else {
+            keep(ready);
+            return;
+        };
+        let mut reading = None;
+        if let Some((bit, bits)) = run {
+            next = bit + bits;
+            let sector = bit * crate::oos::SECTORS_PER_BIT;
+            let sectors =
+                (bits * crate::oos::SECTORS_PER_BIT).min(lower.sectors().saturating_sub(sector));
+            let len = (sectors * 512) as usize;
+            let buf = spare.take().or_else(|| second.take());
+            if let (Some(buf), true) = (buf, len > 0) {
+                dev.drain();
+                order.begin(sector, sectors);
+                match submit_read(lower.clone(), sector, buf, len, slot.clone()) {
+                    Ok(()) => reading = Some((sector, len)),
+                    Err(_) => {
+                        let _ = order.finish();
+                        dev.oos.lock().mark(sector, len as u64);
+                        keep(ready);
+                        link.data.shutdown();
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some(c) = ready.take() {
+            if !fresh {
+                // A mirrored write overlapped it after its read started: read it again later.
+                dev.oos.lock().mark(c.sector, c.len as u64);
+                rescan = true;
+                reread += 1;
+            } else if send_chunk(&link, &dev, &c).is_err() {
+                dev.oos.lock().mark(c.sector, c.len as u64);
+                drop(order);
+                if reading.is_some() {
+                    let _ = slot.wait();
+                }
+                return;
+            } else {
+                sent_sectors += (c.len / 512) as u64;
+            }
+            if spare.is_none() {
+                spare = Some(c.buf);
+            } else {
+                second = Some(c.buf);
+            }
+        }
+        drop(order);
+        let Some((sector, len)) = reading else {
+            if rescan {
+                continue;
+            }
             break;
         };
-        next = bit + bits;
-        let sector = bit * crate::oos::SECTORS_PER_BIT;
-        let lower = dev.io.lock().lower.clone();
-        let Some(lower) = lower else { return };
-        let sectors =
-            (bits * crate::oos::SECTORS_PER_BIT).min(lower.sectors().saturating_sub(sector));
-        let len = (sectors * 512) as usize;
-        if len == 0 {
-            continue;
-        }
-        dev.drain();
-        let resend = |dev: &Device| dev.oos.lock().mark(sector, len as u64);
-        if buf.read_from(&lower, sector, len).is_err() {
+        let (buf, ok) = slot.wait();
+        if !ok {
             pr_err!(
                 "drbd{}: resync read failed at sector {}\n",
                 dev.minor,
                 sector
             );
-            resend(&dev);
+            dev.oos.lock().mark(sector, len as u64);
             link.data.shutdown();
             return;
         }
-        let dh = DataHeader {
-            sector,
-            block_id: 0,
-            seq_num: 0,
-            dp_flags: 0,
-        };
-        let mut hb = [0u8; DataHeader::SIZE];
-        if dh.encode(&mut hb).is_err() {
-            resend(&dev);
-            return;
-        }
-        link.rs_in_flight.fetch_add(1, Ordering::AcqRel);
-        if link
-            .send_data_pages(wire::P_RS_DATA_REPLY, dev.volume as u16, &hb, &buf, len)
-            .is_err()
-        {
-            resend(&dev);
-            return;
-        }
-        sent_sectors += sectors;
+        ready = Some(Chunk { sector, len, buf });
     }
     while link.rs_in_flight.load(Ordering::Acquire) > 0 {
         if conn.is_stopping() || !conn.is_link(&link) {
@@ -326,13 +426,29 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
     clear_disk_bitmap(&dev);
     conn.set_repl(dev.volume, ReplState::Established);
     pr_info!(
-        "{}/{} drbd{}: resync done ({} KiB sent)\n",
+        "{}/{} drbd{}: resync done ({} KiB sent, {} chunks read again after a write)\n",
         conn.resource.name,
         dev.volume,
         dev.minor,
-        sent_sectors / 2
+        sent_sectors / 2,
+        reread
     );
     if announce(&conn, &link, Some((dev.volume, ReplState::Established))).is_err() {
         link.data.shutdown();
     }
+}
+
+/// Sends one chunk as `P_RS_DATA_REPLY` and counts it in flight.
+fn send_chunk(link: &Link, dev: &Device, c: &Chunk) -> Result<(), ()> {
+    let dh = DataHeader {
+        sector: c.sector,
+        block_id: 0,
+        seq_num: 0,
+        dp_flags: 0,
+    };
+    let mut hb = [0u8; DataHeader::SIZE];
+    dh.encode(&mut hb).map_err(|_| ())?;
+    link.rs_in_flight.fetch_add(1, Ordering::AcqRel);
+    link.send_data_pages(wire::P_RS_DATA_REPLY, dev.volume as u16, &hb, &c.buf, c.len)
+        .map_err(|_| ())
 }

@@ -329,34 +329,30 @@ long shim_msecs_to_jiffies(u32 ms)
 
 /* Sends the payload of a bio (all its segments, corked until the last) on a socket; 0 or
  * -errno. */
-int shim_sock_send_bio(struct socket *sock, struct bio *bio)
+/* bio_for_each_segment is a macro: the single-page segments of bio's remaining range, at
+ * most max of them, into out; the count, or -E2BIG. */
+int shim_bio_segments(struct bio *bio, struct bio_vec *out, unsigned int max)
 {
 	struct bio_vec bvec;
 	struct bvec_iter iter;
-	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
-
-	unsigned int left = bio->bi_iter.bi_size;
+	unsigned int n = 0;
 
 	bio_for_each_segment(bvec, bio, iter) {
-		struct kvec vec;
-		int sent = 0, ret;
-		void *addr = kmap_local_page(bvec.bv_page);
-
-		left -= bvec.bv_len;
-		msg.msg_flags = MSG_NOSIGNAL | (left ? MSG_MORE : 0);
-		while (sent < bvec.bv_len) {
-			vec.iov_base = addr + bvec.bv_offset + sent;
-			vec.iov_len = bvec.bv_len - sent;
-			ret = kernel_sendmsg(sock, &msg, &vec, 1, vec.iov_len);
-			if (ret <= 0) {
-				kunmap_local(addr);
-				return ret < 0 ? ret : -EPIPE;
-			}
-			sent += ret;
-		}
-		kunmap_local(addr);
+		if (n == max)
+			return -E2BIG;
+		out[n++] = bvec;
 	}
-	return 0;
+	return n;
+}
+
+unsigned int shim_bio_segment_count(struct bio *bio)
+{
+	return bio_segments(bio);
+}
+
+bool shim_sendpage_ok(struct page *page)
+{
+	return sendpage_ok(page);
 }
 
 struct bio *shim_bio_alloc(struct block_device *bdev, u64 sector, unsigned short nr_vecs,

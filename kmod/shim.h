@@ -41,7 +41,9 @@ void shim_sock_tune(struct socket *sock, bool listener);
 void shim_sock_set_rcvtimeo(struct socket *sock, long timeo);
 void shim_sock_set_sndtimeo(struct socket *sock, long timeo);
 long shim_msecs_to_jiffies(u32 ms);
-int shim_sock_send_bio(struct socket *sock, struct bio *bio);
+int shim_bio_segments(struct bio *bio, struct bio_vec *out, unsigned int max);
+unsigned int shim_bio_segment_count(struct bio *bio);
+bool shim_sendpage_ok(struct page *page);
 struct bio *shim_bio_alloc(struct block_device *bdev, u64 sector, unsigned short nr_vecs,
 			   blk_opf_t opf);
 unsigned int shim_memalloc_noio_save(void);

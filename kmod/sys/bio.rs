@@ -226,12 +226,13 @@ impl SharedCompletion {
         }
     }
 
-    /// Sends the upper bio's payload on `sock` (the caller holds a part).
-    pub(crate) fn send_payload(&self, sock: &super::socket::Socket) -> Result {
+    /// Sends the upper bio's payload on `sock` (the caller holds a part); `zero_copy` as
+    /// [`super::socket::Socket::send_bio`].
+    pub(crate) fn send_payload(&self, sock: &super::socket::Socket, zero_copy: bool) -> Result {
         // SAFETY: the caller holds a part, so the bio is still in the cell.
         let upper = unsafe { (*self.upper.get()).as_ref().map(|u| u.ptr.as_ptr()) };
         match upper {
-            Some(bio) => sock.send_bio(bio),
+            Some(bio) => sock.send_bio(bio, zero_copy),
             None => Err(EINVAL),
         }
     }

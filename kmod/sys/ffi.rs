@@ -75,7 +75,13 @@ extern "C" {
         timeo: core::ffi::c_long,
     );
     pub(crate) fn shim_msecs_to_jiffies(ms: u32) -> core::ffi::c_long;
-    pub(crate) fn shim_sock_send_bio(sock: *mut kernel::bindings::socket, bio: *mut bio) -> i32;
+    pub(crate) fn shim_bio_segments(
+        bio: *mut bio,
+        out: *mut kernel::bindings::bio_vec,
+        max: u32,
+    ) -> i32;
+    pub(crate) fn shim_bio_segment_count(bio: *mut bio) -> u32;
+    pub(crate) fn shim_sendpage_ok(page: *mut kernel::bindings::page) -> bool;
     pub(crate) fn shim_bio_alloc(
         bdev: *mut block_device,
         sector: u64,

@@ -95,32 +95,6 @@ impl PageBuf {
         self.segments.get(..len.div_ceil(PAGE))
     }
 
-    /// Reads `len` bytes at `sector` of `lower` into the start of the buffer; returns when
-    /// the read completed.
-    pub(crate) fn read_from(&mut self, lower: &BlockDev, sector: u64, len: usize) -> Result {
-        let segments = self.prefix(len).ok_or(EINVAL)?;
-        // SAFETY: `lower` is valid while borrowed.
-        let bio =
-            unsafe { ffi::shim_bio_alloc(lower.raw(), sector, segments.len() as u16, REQ_OP_READ) };
-        if bio.is_null() {
-            return Err(ENOMEM);
-        }
-        let mut left = len;
-        for seg in segments {
-            let chunk = left.min(PAGE) as u32;
-            // SAFETY: `bio` has room for every segment; our pages outlive the synchronous
-            // read, and `&mut self` keeps them unshared.
-            unsafe { bindings::__bio_add_page(bio, seg.bv_page, chunk, 0) };
-            left -= chunk as usize;
-        }
-        // SAFETY: `bio` is ours; waits for completion, then drops our reference.
-        kernel::error::to_result(unsafe {
-            let ret = bindings::submit_bio_wait(bio);
-            bindings::bio_put(bio);
-            ret
-        })
-    }
-
     /// Sends the first `len` bytes on `sock`, kept corked if `more`.
     pub(crate) fn send(&self, sock: &Socket, len: usize, more: bool) -> Result {
         let segments = self.prefix(len).ok_or(EINVAL)?;
@@ -135,7 +109,7 @@ impl PageBuf {
                 segments.len() as _,
                 len,
             );
-            sock.send_msg(&mut msg, len, more)
+            sock.send_msg(&mut msg, len, more, 0)
         }
     }
 }
@@ -149,7 +123,7 @@ pub(crate) struct WriteFlags {
     pub(crate) fua: bool,
 }
 
-/// Told when a write submitted by [`submit_write`] finished.
+/// Told when a bio submitted by [`submit_write`] or [`submit_read`] finished.
 pub(crate) trait WriteDone: Send + Sized {
     /// Runs in the bio's completion, in any context (hard interrupts included): it must not
     /// sleep, and must not drop the last reference of `lower` (closing a device sleeps).
@@ -177,7 +151,37 @@ pub(crate) fn submit_write<T: WriteDone>(
         | REQ_SYNC
         | if flags.fua { REQ_FUA } else { 0 }
         | if flags.preflush { REQ_PREFLUSH } else { 0 };
-    let n = buf.segments.len();
+    let len = buf.len;
+    submit_io(lower, sector, buf, len, opf, ctx)
+}
+
+/// Reads the first `len` bytes of `buf` from `sector` of `lower` without waiting; `ctx.done`
+/// runs at completion. Gives everything back if `len` does not fit or no bio could be built.
+#[allow(clippy::type_complexity)]
+pub(crate) fn submit_read<T: WriteDone>(
+    lower: Arc<BlockDev>,
+    sector: u64,
+    buf: PageBuf,
+    len: usize,
+    ctx: T,
+) -> Result<(), (T, PageBuf, Arc<BlockDev>)> {
+    if buf.prefix(len).is_none() {
+        return Err((ctx, buf, lower));
+    }
+    submit_io(lower, sector, buf, len, REQ_OP_READ, ctx)
+}
+
+/// Submits the first `len` bytes of `buf` (a valid prefix) at `sector` with `opf`.
+#[allow(clippy::type_complexity)]
+fn submit_io<T: WriteDone>(
+    lower: Arc<BlockDev>,
+    sector: u64,
+    buf: PageBuf,
+    len: usize,
+    opf: u32,
+    ctx: T,
+) -> Result<(), (T, PageBuf, Arc<BlockDev>)> {
+    let n = len.div_ceil(PAGE);
     let raw_bdev = lower.raw();
     let slot = {
         let _noio = super::misc::NoIoScope::enter();
@@ -193,10 +197,13 @@ pub(crate) fn submit_write<T: WriteDone>(
         let InFlight { buf, lower, ctx } = KBox::into_inner(owned);
         return Err((ctx, buf, lower));
     }
-    for seg in owned.buf.segments.iter() {
+    let mut left = len;
+    for seg in owned.buf.segments.iter().take(n) {
+        let chunk = left.min(seg.bv_len as usize) as u32;
         // SAFETY: `bio` has room for `n` vectors; the pages are owned by `owned`, which the
         // completion frees only after the bio is done.
-        unsafe { bindings::__bio_add_page(bio, seg.bv_page, seg.bv_len, 0) };
+        unsafe { bindings::__bio_add_page(bio, seg.bv_page, chunk, 0) };
+        left -= chunk as usize;
     }
     let ctx = KBox::into_raw(owned);
     // SAFETY: `bio` is ours; the completion takes `ctx` back exactly once.
@@ -208,12 +215,12 @@ pub(crate) fn submit_write<T: WriteDone>(
     Ok(())
 }
 
-/// Completion of a bio built by [`submit_write`] (any context; never sleeps).
+/// Completion of a bio built by [`submit_io`] (any context; never sleeps).
 ///
 /// # Safety
 /// Called by the block layer once per such bio, whose `bi_private` is the leaked box.
 unsafe extern "C" fn write_endio<T: WriteDone>(bio: *mut bindings::bio) {
-    // SAFETY: `bi_private` is the box leaked by `submit_write`; taken back once.
+    // SAFETY: `bi_private` is the box leaked by `submit_io`; taken back once.
     let (owned, ok) = unsafe {
         let owned = KBox::from_raw((*bio).bi_private as *mut InFlight<T>);
         let ok = (*bio).bi_status == 0;

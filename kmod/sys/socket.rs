@@ -255,20 +255,23 @@ impl Socket {
     }
 
     /// Sends the `len` bytes `msg.msg_iter` describes (the iterator advances with every
-    /// partial send), the last of them with `MSG_MORE` if `more`.
+    /// partial send), the last of them with `MSG_MORE` if `more`. `extra` adds send flags
+    /// (`MSG_SPLICE_PAGES`).
     ///
     /// # Safety
     /// `msg` is a zeroed `msghdr` whose `msg_iter` covers `len` bytes of memory that stays
-    /// valid for reads during the call.
+    /// valid for reads during the call; with `MSG_SPLICE_PAGES` the pages must also stay
+    /// allocated until the network stack drops its references (it takes its own).
     pub(super) unsafe fn send_msg(
         &self,
         msg: &mut bindings::msghdr,
         len: usize,
         more: bool,
+        extra: u32,
     ) -> Result {
         let mut done = 0;
         while done < len {
-            let flags = bindings::MSG_NOSIGNAL | if more { bindings::MSG_MORE } else { 0 };
+            let flags = bindings::MSG_NOSIGNAL | extra | if more { bindings::MSG_MORE } else { 0 };
             msg.msg_flags = flags as _;
             // SAFETY: `self.sock` is valid (invariant); `msg` as the caller guarantees.
             let sent = unsafe { bindings::sock_sendmsg(self.sock, msg) };
@@ -284,10 +287,57 @@ impl Socket {
         Ok(())
     }
 
-    /// Sends the payload of `bio` (the caller keeps the bio alive during the call).
-    pub(super) fn send_bio(&self, bio: *mut bindings::bio) -> Result {
-        // SAFETY: `self.sock` is valid; the caller guarantees `bio` is live.
-        to_result(unsafe { ffi::shim_sock_send_bio(self.sock, bio) })
+    /// Sends the remaining payload of `bio` in one `sendmsg` (the caller keeps the bio alive
+    /// during the call). With `zero_copy` the stack references the bio's pages instead of
+    /// copying them: only for writes that complete after the peer received them (protocols
+    /// B and C), so a page that changes later is never sent again; slab pages are copied.
+    pub(super) fn send_bio(&self, bio: *mut bindings::bio, zero_copy: bool) -> Result {
+        /// Segments a small write fits in without an allocation.
+        const ON_STACK: usize = 8;
+        // SAFETY: the caller guarantees `bio` is live.
+        let count = unsafe { ffi::shim_bio_segment_count(bio) } as usize;
+        // SAFETY: an all-zero `bio_vec` is valid (a null page, never read).
+        let mut small: [bindings::bio_vec; ON_STACK] = unsafe { core::mem::zeroed() };
+        let mut large;
+        let segments: &mut [bindings::bio_vec] = if count <= ON_STACK {
+            &mut small[..count]
+        } else {
+            // SAFETY: as above.
+            let zero: bindings::bio_vec = unsafe { core::mem::zeroed() };
+            let _noio = super::misc::NoIoScope::enter();
+            large = KVec::from_elem(zero, count, GFP_KERNEL)?;
+            &mut large[..]
+        };
+        // SAFETY: `bio` is live; `segments` has room for `segments.len()` entries.
+        let n =
+            unsafe { ffi::shim_bio_segments(bio, segments.as_mut_ptr(), segments.len() as u32) };
+        let n = usize::try_from(n).map_err(|_| Error::from_errno(n))?;
+        let segments = &segments[..n];
+        let len: usize = segments.iter().map(|s| s.bv_len as usize).sum();
+        // SAFETY: every page comes from the live bio.
+        let splice = zero_copy
+            && segments
+                .iter()
+                .all(|s| unsafe { ffi::shim_sendpage_ok(s.bv_page) });
+        // SAFETY: a zeroed msghdr is valid; the iterator covers the bio's pages, which stay
+        // alive during the call and, with splicing, are referenced by the stack until sent
+        // (protocol B/C writes complete only after the peer has them).
+        unsafe {
+            let mut msg: bindings::msghdr = core::mem::zeroed();
+            bindings::iov_iter_bvec(
+                &mut msg.msg_iter,
+                bindings::ITER_SOURCE,
+                segments.as_ptr(),
+                n as _,
+                len,
+            );
+            let extra = if splice {
+                bindings::MSG_SPLICE_PAGES
+            } else {
+                0
+            };
+            self.send_msg(&mut msg, len, false, extra)
+        }
     }
 
     /// Shuts both directions down; wakes threads blocked in `recv_exact`/`accept`.

@@ -21,6 +21,7 @@ pub mod handshake;
 pub mod helper;
 pub mod meta;
 pub mod replica;
+pub mod resync_order;
 pub mod state;
 pub mod uuid;
 pub mod wire;
