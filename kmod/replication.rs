@@ -455,7 +455,27 @@ fn decide(
         source_missed_end: false,
         peer_missed_end: false,
     };
-    let decision = uuid::sync_handshake(&input);
+    let mut decision = uuid::sync_handshake(&input);
+    if decision.demote_local {
+        // call-pri-lost-after-sb: this Primary's changes lose. It becomes SyncTarget if it
+        // can give up the role; if it is in use, the pri-lost-after-sb helper decides.
+        let demoted = {
+            let mut rs = conn.resource.state.lock();
+            crate::role::demote(&conn.resource, &mut rs)
+        };
+        match demoted {
+            Ok(()) => {
+                decision.demote_local = false;
+                pr_warn!(
+                    "{}/{} drbd{}: Successfully gave up primary role.\n",
+                    conn.resource.name,
+                    dev.volume,
+                    dev.minor
+                );
+            }
+            Err(_) => decision = decision.demotion_failed(),
+        }
+    }
     let split_brain = decision.demote_local
         || matches!(decision.outcome(), uuid::Outcome::SplitBrain { .. })
         || matches!(
@@ -484,9 +504,14 @@ fn decide(
             from
         );
     }
-    if decision.demote_local {
-        crate::helper::call_peer_device(conn, dev, Helper::SplitBrain);
-        return Err("Split-Brain: the policy discards this Primary's data (call-pri-lost-after-sb is not supported), dropping connection!");
+    if decision.helpers & uuid::helpers::PRI_LOST_AFTER_SB != 0 {
+        pr_err!(
+            "{}/{} drbd{}: the after-sb policy discards this Primary's data, but it is in use\n",
+            conn.resource.name,
+            dev.volume,
+            dev.minor
+        );
+        crate::helper::call_peer_device(conn, dev, Helper::PriLostAfterSb);
     }
     if decision.resolution == uuid::Resolution::DiscardMyData {
         pr_info!(

@@ -11,6 +11,8 @@ pub enum Helper {
     InitialSplitBrain,
     /// A split brain was detected and not resolved automatically.
     SplitBrain,
+    /// The after-sb policy discards this Primary's data, and it could not be demoted.
+    PriLostAfterSb,
     /// A resync is about to start with this node as SyncTarget.
     BeforeResyncTarget,
     /// A resync as SyncTarget finished.
@@ -45,6 +47,7 @@ impl Helper {
         match self {
             Helper::InitialSplitBrain => "initial-split-brain",
             Helper::SplitBrain => "split-brain",
+            Helper::PriLostAfterSb => "pri-lost-after-sb",
             Helper::BeforeResyncTarget => "before-resync-target",
             Helper::AfterResyncTarget => "after-resync-target",
             Helper::FencePeer => "fence-peer",
@@ -168,6 +171,7 @@ mod tests {
         for h in [
             Helper::InitialSplitBrain,
             Helper::SplitBrain,
+            Helper::PriLostAfterSb,
             Helper::BeforeResyncTarget,
             Helper::AfterResyncTarget,
             Helper::FencePeer,

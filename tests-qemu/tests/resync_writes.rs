@@ -1,7 +1,7 @@
 //! Application writes during a resync: the SyncSource reads the next chunk while the previous
 //! one is on the wire, and a write that lands in a chunk being read must win on the peer. A
 //! Primary runs random 4 KiB O_DIRECT writes (fio) across the whole device during the initial
-//! sync and a later partial resync over a slow link; afterwards both replicas are
+//! sync and a later partial resync over an 8 Mbit/s link; afterwards both replicas are
 //! byte-identical, and the kernel log shows chunks that were read again after such a write.
 
 mod common;
@@ -11,12 +11,12 @@ use std::time::Duration;
 use tests_qemu::{Cluster, ClusterSpec};
 
 /// Small, so that the writes often hit a chunk in flight.
-const DISK_MIB: u64 = 16;
+const DISK_MIB: u64 = 8;
 
 fn fio_randwrite(seconds: u32) -> String {
     format!(
-        "fio --name=w --filename=/dev/drbd1 --rw=randwrite --bs=4k --direct=1 --ioengine=psync \
-         --time_based --runtime={seconds} --randrepeat=0 --output=/dev/null"
+        "fio --name=w --filename=/dev/drbd1 --rw=randwrite --bs=4k --direct=1 --ioengine=libaio \
+         --iodepth=64 --numjobs=2 --time_based --runtime={seconds} --randrepeat=0 --group_reporting"
     )
 }
 
@@ -35,13 +35,28 @@ fn writes_during_resync_end_identical() {
     let c = Cluster::start(ClusterSpec::new(2).disks(&[DISK_MIB]));
     let (a, b) = (c.node(0), c.node(1));
     configured_pair(&c, "C");
-    // A slow link keeps chunks waiting for the send window, so writes often hit one.
-    a.netem(1, Some("rate 24mbit"));
+    // A slow link keeps the resync running for seconds and fills its send window (4 MiB);
+    // while it waits for acks, writes run, and one chunk (1/32 of the device) is always being
+    // read ahead. A ping may wait behind a second of queued data: allow 5 s.
+    a.netem(1, Some("rate 8mbit"));
+    for (n, peer) in [(a, 1), (b, 0)] {
+        n.run_ok(&format!(
+            "drbdsetup net-options r0 {peer} --ping-timeout=50"
+        ));
+    }
     a.run_ok("drbdsetup primary --force r0");
     let mut w = a.spawn(&fio_randwrite(15));
-    up_to_date_both(a, b);
     let o = w.wait(Duration::from_secs(120));
     assert!(o.success(), "fio failed: {o}");
+    let iops = |out: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with("write:"))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    println!("fio during the initial sync: {}", iops(&o.stdout));
+    up_to_date_both(a, b);
     let first = reread_chunks(a);
     assert_eq!(
         data_hash(a),
@@ -49,15 +64,16 @@ fn writes_during_resync_end_identical() {
         "replicas differ after the initial sync"
     );
 
-    // A partial resync under writes: the peer misses 8 MiB, then catches up while fio runs.
+    // A partial resync under writes: the peer misses 6 MiB, then catches up while fio runs.
     c.set_link(0, 1, false);
     wait_link_loss(a);
-    a.run_ok("dd if=/dev/urandom of=/dev/drbd1 bs=1M count=8 oflag=direct 2>/dev/null");
+    a.run_ok("dd if=/dev/urandom of=/dev/drbd1 bs=1M count=6 oflag=direct 2>/dev/null");
     let mut w = a.spawn(&fio_randwrite(10));
     c.set_link(0, 1, true);
-    up_to_date_both(a, b);
     let o = w.wait(Duration::from_secs(120));
     assert!(o.success(), "fio failed: {o}");
+    println!("fio during the resync: {}", iops(&o.stdout));
+    up_to_date_both(a, b);
     let second = reread_chunks(a);
     assert_eq!(
         data_hash(a),
