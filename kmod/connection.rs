@@ -41,6 +41,8 @@ pub(crate) struct NetOptions {
     pub(crate) ko_count: u32,
     /// CRAM-HMAC peer authentication, if `cram-hmac-alg` is set.
     pub(crate) auth: Option<AuthConf>,
+    /// `verify-alg` (online verify), checked to exist as a kernel digest; `None` = unset.
+    pub(crate) verify_alg: Option<crate::proto::wire::AlgName>,
 }
 
 /// CRAM-HMAC settings: the hash (`cram-hmac-alg`) and the key (`shared-secret`).
@@ -92,6 +94,7 @@ impl Default for NetOptions {
             timeout_ds: 60,
             ko_count: 7,
             auth: None,
+            verify_alg: None,
         }
     }
 }
@@ -162,8 +165,13 @@ pub(crate) struct PeerDev {
     pub(crate) peer_uuid_flags: u64,
     /// Sectors to resync in the running sync (0 = no sync).
     pub(crate) sync_total: u64,
-    /// Sectors resynced so far.
+    /// Sectors resynced (or verified) so far.
     pub(crate) synced: u64,
+    /// Sectors online verify found different (marked out of sync, reported as
+    /// `out-of-sync` until a resync starts).
+    pub(crate) ov_found: u64,
+    /// First sector of the running (or last) verify.
+    pub(crate) ov_start: u64,
 }
 
 impl PeerDev {
@@ -182,6 +190,8 @@ impl PeerDev {
             peer_uuid_flags: 0,
             sync_total: 0,
             synced: 0,
+            ov_found: 0,
+            ov_start: 0,
         }
     }
 }
@@ -364,9 +374,25 @@ impl Connection {
         let mut st = self.state.lock();
         if let Some(p) = st.peers.iter_mut().find(|p| p.volume == volume) {
             p.repl = repl;
-            if !matches!(repl, ReplState::SyncSource | ReplState::SyncTarget) {
+            if !matches!(
+                repl,
+                ReplState::SyncSource
+                    | ReplState::SyncTarget
+                    | ReplState::VerifyS
+                    | ReplState::VerifyT
+            ) {
                 p.sync_total = 0;
                 p.synced = 0;
+            }
+            // A resync repairs what a verify found; a lost link forgets the count.
+            if matches!(
+                repl,
+                ReplState::SyncSource
+                    | ReplState::SyncTarget
+                    | ReplState::WfBitMapS
+                    | ReplState::Off
+            ) {
+                p.ov_found = 0;
             }
         }
         crate::events::peer_device(self, &st, volume, crate::events::Kind::Change);

@@ -45,6 +45,7 @@ mod role;
 mod spec;
 mod sys;
 mod text;
+mod verify;
 
 use registry::Registry;
 use sys::global::Global;

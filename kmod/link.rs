@@ -148,7 +148,12 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> Failure 
         })
     };
     let mut why = match receiver {
-        Some(_) if crate::replication::announce(conn, link, None).is_ok() => watch(conn, link, net),
+        Some(_)
+            if crate::verify::send_params(conn, link).is_ok()
+                && crate::replication::announce(conn, link, None).is_ok() =>
+        {
+            watch(conn, link, net)
+        }
         _ => Failure::Broken,
     };
     link.data.shutdown();
@@ -356,6 +361,11 @@ fn watch(conn: &Connection, link: &Arc<Link>, net: &NetOptions) -> Failure {
                     | wire::P_NEG_ACK
                     | wire::P_RS_WRITE_ACK => {
                         if !crate::replication::on_ack(conn, link, h.cmd, h.volume, &payload) {
+                            return Failure::Protocol;
+                        }
+                    }
+                    wire::P_OV_RESULT => {
+                        if !crate::verify::on_result(conn, link, h.volume, &payload) {
                             return Failure::Protocol;
                         }
                     }

@@ -43,3 +43,7 @@ pub(crate) mod wire_auth;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/helper.rs"]
 pub(crate) mod helper;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/verify.rs"]
+pub(crate) mod verify;

@@ -62,6 +62,9 @@ pub(crate) struct Link {
     pub(crate) rs_in_flight: AtomicU32,
     /// Sequence numbers of data packets.
     seq: AtomicU32,
+    /// Online verify on this link (`crate::verify`).
+    #[pin]
+    pub(crate) ov: crate::verify::LinkVerify,
 }
 
 /// A mirrored write waiting for the peer's `P_WRITE_ACK`.
@@ -92,6 +95,7 @@ impl Link {
                 pending <- new_spinlock!(KVec::new(), "Link::pending"),
                 rs_in_flight: AtomicU32::new(0),
                 seq: AtomicU32::new(1),
+                ov <- crate::verify::LinkVerify::new(),
             }),
             GFP_KERNEL,
         )
@@ -566,6 +570,9 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
             wire::P_OUT_OF_SYNC => device_of(conn, volume)
                 .ok_or(Stop::Protocol)
                 .and_then(|dev| crate::resync::on_out_of_sync(&dev, &payload)),
+            wire::P_SYNC_PARAM89 => crate::verify::on_params(conn, &payload),
+            wire::P_OV_REQUEST => crate::verify::on_request(conn, link, volume, &payload),
+            wire::P_OV_REPLY => crate::verify::on_reply(conn, link, volume, &payload),
             _ => Err(Stop::Protocol),
         };
         if let Err(stop) = result {
@@ -598,7 +605,7 @@ fn on_uuids(conn: &Connection, volume: u32, payload: &[u8]) -> Result<(), Stop> 
     Ok(())
 }
 
-fn device_of(conn: &Connection, volume: u32) -> Option<Arc<Device>> {
+pub(crate) fn device_of(conn: &Connection, volume: u32) -> Option<Arc<Device>> {
     conn.resource.state.lock().device_by_volume(volume).cloned()
 }
 
@@ -666,6 +673,16 @@ fn on_state(
             return crate::resync::become_target_on_request(conn, link, &dev);
         }
         (ReplState::SyncSource, _) => return Ok(()),
+        // Online verify: the source finished, or asks us to be its target.
+        (ReplState::VerifyT, ReplState::Established) => {
+            crate::verify::finish_target(conn, link, &dev);
+            return Ok(());
+        }
+        (ReplState::VerifyS | ReplState::VerifyT, _) => return Ok(()),
+        (ReplState::Established, ReplState::VerifyS) => {
+            crate::verify::start_target(conn, link, &dev);
+            return Ok(());
+        }
         _ => {}
     }
     match decide(conn, &dev, &peer, link) {
@@ -867,6 +884,8 @@ pub(crate) fn write_target(dev: &Device) -> WritePath {
                         | ReplState::WfBitMapS
                         | ReplState::SyncSource
                         | ReplState::SyncTarget
+                        | ReplState::VerifyS
+                        | ReplState::VerifyT
                 )
                 && p.peer_disk >= DiskState::Inconsistent
         });

@@ -121,6 +121,20 @@ impl PageBuf {
         })
     }
 
+    /// Copies the first `out.len()` bytes of the buffer into `out` (verify hashes them).
+    pub(crate) fn copy_to(&self, out: &mut [u8]) -> Result {
+        if out.len() > self.len {
+            return Err(EINVAL);
+        }
+        for (i, chunk) in out.chunks_mut(PAGE).enumerate() {
+            let page = self._pages.get(i).ok_or(EINVAL)?;
+            // SAFETY: `chunk` is valid for writes of its length (at most one page), and the
+            // page holds at least that many bytes from offset 0.
+            unsafe { page.read_raw(chunk.as_mut_ptr(), 0, chunk.len())? };
+        }
+        Ok(())
+    }
+
     /// Sends the first `len` bytes on `sock`, kept corked if `more`.
     pub(crate) fn send(&self, sock: &Socket, len: usize, more: bool) -> Result {
         let segments = self.prefix(len).ok_or(EINVAL)?;

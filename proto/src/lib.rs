@@ -22,5 +22,6 @@ pub mod meta;
 pub mod replica;
 pub mod state;
 pub mod uuid;
+pub mod verify;
 pub mod wire;
 pub mod wire_auth;
