@@ -24,7 +24,7 @@ pub(crate) fn resource(reg: &RegistryInner, name: &str) -> Outcome<Arc<Resource>
         .ok_or_else(|| fail!(ret::ERR_RES_NOT_KNOWN, "unknown resource {}", name))
 }
 
-fn device(reg: &RegistryInner, minor: u32) -> Outcome<Arc<Device>> {
+pub(crate) fn device(reg: &RegistryInner, minor: u32) -> Outcome<Arc<Device>> {
     reg.device(minor)
         .ok_or_else(|| fail!(ret::ERR_MINOR_INVALID, "unknown minor {}", minor))
 }

@@ -172,6 +172,10 @@ pub(crate) struct PeerDev {
     pub(crate) ov_found: u64,
     /// First sector of the running (or last) verify.
     pub(crate) ov_start: u64,
+    /// The largest data area the peer's disk offers (`P_SIZES` `d_size`).
+    pub(crate) peer_max: u64,
+    /// We grew to follow the peer's resize; its SyncSource state resyncs only the new area.
+    pub(crate) grown: bool,
 }
 
 impl PeerDev {
@@ -192,6 +196,8 @@ impl PeerDev {
             synced: 0,
             ov_found: 0,
             ov_start: 0,
+            peer_max: 0,
+            grown: false,
         }
     }
 }

@@ -39,6 +39,7 @@ mod procfs;
 mod proto;
 mod registry;
 mod replication;
+mod resize;
 mod resource;
 mod resync;
 mod role;

@@ -12,7 +12,7 @@ use crate::proto::uuid::AfterSbPolicy;
 use crate::resource::ResourceOptions;
 use crate::spec::generated::{
     self, cfg_context, cmd, connect_parms, detach_parms, disk_conf, hdr_flags, net_conf,
-    path_parms, res_opts, ret, set_role_parms, ss, start_ov_parms, tla,
+    path_parms, res_opts, resize_parms, ret, set_role_parms, ss, start_ov_parms, tla,
 };
 use crate::spec::nla::{self, Attr, NlaError, NlaWriter};
 use crate::sys::genl::{DoContext, Request};
@@ -305,6 +305,15 @@ fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outc
         }
         cmd::ADM_DISCONNECT => {
             config::disconnect(reg, c.resource()?, c.peer()?).map(|()| ss::SUCCESS)
+        }
+        cmd::ADM_RESIZE => {
+            let (mut size, mut assume_clean) = (0, false);
+            if let Some(s) = members(attrs, tla::RESIZE_PARMS, "resize parameters")? {
+                size = get(s, resize_parms::RESIZE_SIZE, "size", |a| a.as_u64())?.unwrap_or(0);
+                assume_clean = get(s, resize_parms::NO_RESYNC, "assume-clean", |a| a.as_flag())?
+                    .unwrap_or(false);
+            }
+            crate::resize::resize(reg, req.minor, size, assume_clean).map(|()| ret::NO_ERROR)
         }
         cmd::ADM_START_OV => {
             let (mut start, mut stop) = (0, u64::MAX);

@@ -47,3 +47,7 @@ pub(crate) mod helper;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/verify.rs"]
 pub(crate) mod verify;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/resize.rs"]
+pub(crate) mod resize;

@@ -221,6 +221,10 @@ struct LocalView {
     role: Role,
     disk: DiskState,
     size: u64,
+    /// Largest data area of the backing device.
+    max_size: u64,
+    /// `--size` as configured (0 = all).
+    user_size: u64,
     current: u64,
     history: [u64; 2],
     /// Bitmap UUID towards the peer (0 = in sync with it).
@@ -234,6 +238,10 @@ struct LocalView {
 fn local_view(dev: &Device, role: Role, peer: u32) -> LocalView {
     let dirty = dev.oos.lock().count();
     let st = dev.state.lock();
+    let (max_size, user_size) = st
+        .backing
+        .as_ref()
+        .map_or((0, 0), |b| (b.layout.data_sectors, b.disk_size));
     let (size, current, history, bitmap_uuid, crashed_primary) = match st.backing.as_ref() {
         Some(b) => (
             b.data_sectors(),
@@ -248,6 +256,8 @@ fn local_view(dev: &Device, role: Role, peer: u32) -> LocalView {
         role,
         disk: st.disk_state,
         size,
+        max_size,
+        user_size,
         current,
         history,
         bitmap_uuid,
@@ -309,8 +319,8 @@ fn announce_with(
         let volume = dev.volume as u16;
         let mut sizes = [0u8; 32];
         let base = wire::SizesBase {
-            d_size: v.size,
-            u_size: 0,
+            d_size: v.max_size,
+            u_size: v.user_size,
             c_size: v.size,
             max_bio_size: 1 << 20,
             queue_order_type: 0,
@@ -564,7 +574,7 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
         // State follows data: apply it only once the writes before it are on disk.
         writer.writes.drain();
         let result = match h.cmd {
-            wire::P_SIZES => on_sizes(conn, volume, &payload),
+            wire::P_SIZES => on_sizes(conn, link, volume, &payload),
             wire::P_UUIDS110 => on_uuids(conn, volume, &payload),
             wire::P_STATE => on_state(conn, link, volume, &payload),
             wire::P_OUT_OF_SYNC => device_of(conn, volume)
@@ -581,9 +591,26 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
     }
 }
 
-fn on_sizes(conn: &Connection, volume: u32, payload: &[u8]) -> Result<(), Stop> {
+fn on_sizes(conn: &Connection, _link: &Link, volume: u32, payload: &[u8]) -> Result<(), Stop> {
     let base = wire::SizesBase::decode(payload).map_err(|_| Stop::Protocol)?;
-    conn.update_peer(volume, |p| p.peer_size = base.c_size);
+    let before = conn.peer_dev(volume);
+    conn.update_peer(volume, |p| {
+        p.peer_size = base.c_size;
+        p.peer_max = base.d_size;
+    });
+    // Established and the peer itself just got larger: it resized online, follow it.
+    let grew = before.is_some_and(|b| {
+        b.repl == ReplState::Established && b.peer_size != 0 && base.c_size > b.peer_size
+    });
+    if grew {
+        if let Some(dev) = device_of(conn, volume) {
+            match crate::resize::follow_peer(&dev, base.c_size) {
+                Ok(true) => conn.update_peer(volume, |p| p.grown = true),
+                Ok(false) => {}
+                Err(_) => return Err(Stop::Broken),
+            }
+        }
+    }
     Ok(())
 }
 
@@ -668,6 +695,11 @@ fn on_state(
             return start_sync_source(conn, link, &dev);
         }
         (ReplState::WfBitMapS, _) => return Ok(()),
+        // The peer grew the device: resync only the new area from it.
+        (ReplState::Established, ReplState::SyncSource) if peer.grown => {
+            conn.update_peer(volume, |p| p.grown = false);
+            return crate::resync::sync_grown_area(conn, link, &dev);
+        }
         // The peer wants to overwrite our data (invalidate-remote).
         (ReplState::Established, ReplState::SyncSource) => {
             return crate::resync::become_target_on_request(conn, link, &dev);

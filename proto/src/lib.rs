@@ -20,6 +20,7 @@ pub mod handshake;
 pub mod helper;
 pub mod meta;
 pub mod replica;
+pub mod resize;
 pub mod state;
 pub mod uuid;
 pub mod verify;

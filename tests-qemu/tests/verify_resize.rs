@@ -231,3 +231,99 @@ fn online_verify_finds_exactly_the_damaged_blocks() {
         n.run_ok("drbdsetup down r0 && rmmod drbd");
     }
 }
+
+/// Bytes of /dev/drbd1.
+fn size64(n: &Node) -> u64 {
+    n.run_ok("blockdev --getsize64 /dev/drbd1")
+        .trim()
+        .parse()
+        .expect("size")
+}
+
+/// sha256 of the first `mib` MiB of /dev/drbd1.
+fn head_hash(n: &Node, mib: u64) -> String {
+    n.run_ok(&format!(
+        "dd if=/dev/drbd1 bs=1M count={mib} iflag=direct 2>/dev/null | sha256sum"
+    ))
+    .split_whitespace()
+    .next()
+    .unwrap_or_default()
+    .to_string()
+}
+
+#[test]
+fn online_grow_resyncs_the_new_area_and_the_filesystem_grows() {
+    let c = Cluster::start(ClusterSpec::new(2).disks(&[64]));
+    let (a, b) = (c.node(0), c.node(1));
+    let (ip_a, ip_b) = (c.addr(0, 1), c.addr(1, 0));
+    for (n, me, peer, my_ip, peer_ip) in [(a, 0, 1, &ip_a, &ip_b), (b, 1, 0, &ip_b, &ip_a)] {
+        n.run_ok("modprobe drbd");
+        create_md_ok(n, 1, "/dev/vdb", 1);
+        // 32 MiB used of a 64 MiB backing device: the meta-data already covers all of it.
+        n.run_ok(&format!(
+            "drbdsetup new-resource r0 {me} && drbdsetup new-minor r0 1 0 && \
+             drbdsetup new-peer r0 {peer} --_name=node{peer} --protocol=C --ping-int=2 --ping-timeout=10 --connect-int=2 && \
+             drbdsetup new-path r0 {peer} ipv4:{my_ip}:7789 ipv4:{peer_ip}:7789 && \
+             drbdsetup attach 1 /dev/vdb /dev/vdb internal --size=32M && drbdsetup connect r0 {peer}"
+        ));
+    }
+    a.run_ok("drbdsetup primary --force r0");
+    up_to_date_both(a, b);
+    for n in [a, b] {
+        assert_eq!(size64(n), 32 << 20, "{}: not attached with --size", n.name);
+    }
+    a.run_ok("mkfs.ext4 -q -F -b 4096 /dev/drbd1 && e2fsck -fn /dev/drbd1");
+    let before = head_hash(a, 32);
+
+    // Refused: more than the disks offer, and shrinking.
+    let o = a.run("drbdsetup resize 1 --size=200M");
+    assert!(!o.success(), "grow beyond the disk accepted\n{o}");
+    assert!(
+        o.stderr
+            .contains("(111) Low.dev. smaller than requested DRBD-dev. size."),
+        "{o}"
+    );
+    let o = a.run("drbdsetup resize 1 --size=16M");
+    assert!(!o.success(), "shrink accepted\n{o}");
+    assert_eq!(size64(a), 32 << 20, "a refused resize changed the size");
+
+    // Grow to the smaller maximum of both sides: both devices grow, the new area is resynced.
+    let full = drbd_size_internal(64 << 20, 1);
+    a.run_ok("drbdsetup resize 1");
+    for n in [a, b] {
+        wait_for(
+            n,
+            "the grown size",
+            &format!("test $(blockdev --getsize64 /dev/drbd1) -eq {full}"),
+            60,
+        );
+    }
+    up_to_date_both(a, b);
+    assert_eq!(
+        resynced_kib(a),
+        (full - (32 << 20)) / 1024,
+        "the resync after the grow was not exactly the new area"
+    );
+    assert_eq!(head_hash(a, 32), before, "grow changed the old data");
+    assert_eq!(data_hash(a), data_hash(b), "the grown device differs");
+
+    // The filesystem grows into the new space; the peer got every block of it.
+    let o = a.run_ok(
+        "e2fsck -fy /dev/drbd1 >/dev/null; resize2fs /dev/drbd1 2>&1 && e2fsck -fn /dev/drbd1",
+    );
+    assert!(
+        o.contains(&format!("is now {} (4k) blocks long", full / 4096)),
+        "resize2fs did not grow the filesystem:\n{o}"
+    );
+    assert_eq!(
+        data_hash(a),
+        data_hash(b),
+        "resize2fs writes not replicated"
+    );
+    // Another resize with nothing to gain is a no-op.
+    a.run_ok("drbdsetup resize 1");
+    assert_eq!(size64(a), full);
+    for n in [a, b] {
+        n.run_ok("drbdsetup down r0 && rmmod drbd");
+    }
+}
