@@ -127,6 +127,8 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> Failure 
         Ok(d) => d,
         Err(_) => return Failure::Broken,
     };
+    // Before our receiver can drop the link over the peer's parameters, so the peer sees ours.
+    let params_sent = crate::verify::send_params(conn, link).is_ok();
     let receiver = {
         let (c, l, d) = (conn.clone(), link.clone(), diverged.clone());
         let name =
@@ -148,10 +150,7 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> Failure 
         })
     };
     let mut why = match receiver {
-        Some(_)
-            if crate::verify::send_params(conn, link).is_ok()
-                && crate::replication::announce(conn, link, None).is_ok() =>
-        {
+        Some(_) if params_sent && crate::replication::announce(conn, link, None).is_ok() => {
             watch(conn, link, net)
         }
         _ => Failure::Broken,

@@ -6,12 +6,14 @@
 //! the new area.
 //!
 //! Not yet: growing after the backing devices themselves grew (internal meta-data would have
-//! to move to the new end), shrinking, `--assume-clean` while connected.
+//! to move to the new end; `proto::resize::plan_relocation` has the plan, the request is
+//! refused naming it), shrinking, `--assume-clean` while connected.
 
 use crate::config;
 use crate::connection::Connection;
 use crate::device::Device;
 use crate::failure::{fail, Outcome};
+use crate::proto::meta::MdIndex;
 use crate::proto::resize::{self, SizeDecision, SizeInput};
 use crate::registry::RegistryInner;
 use crate::replication::{announce, Link};
@@ -27,14 +29,34 @@ pub(crate) fn resize(
     assume_clean: bool,
 ) -> Outcome {
     let dev = config::device(reg, minor)?;
-    let (current, local_max, disk) = {
+    let (current, local_max, disk, relocation) = {
         let st = dev.state.lock();
         let b = st
             .backing
             .as_ref()
             .ok_or_else(|| fail!(ret::ERR_NO_DISK, "drbd{} has no disk", minor))?;
-        (b.data_sectors(), b.layout.data_sectors, st.disk_state)
+        (
+            b.data_sectors(),
+            b.layout.data_sectors,
+            st.disk_state,
+            backing_grew(b),
+        )
     };
+    if let Some((cap, r)) = relocation {
+        if requested == 0 || requested > local_max {
+            return Err(fail!(
+                ret::ERR_INVALID_REQUEST,
+                "drbd{}: the backing device grew to {} sectors; moving the internal meta-data (bitmap {}->{}, activity log {}->{}, superblock to {}) is not supported by this drbd-rs version",
+                minor,
+                cap,
+                r.bitmap_from,
+                r.bitmap_to,
+                r.al_from,
+                r.al_to,
+                r.superblock_at
+            ));
+        }
+    }
     let peer = connected_peer(&dev);
     let mut peer_max = None;
     if let Some((conn, _)) = &peer {
@@ -116,6 +138,19 @@ pub(crate) fn resize(
         crate::replication::local_change(&dev.resource);
     }
     Ok(())
+}
+
+/// The grown capacity and the meta-data move it would need, if the backing device of
+/// internal meta-data is larger now than when it was attached.
+fn backing_grew(b: &crate::backing::Backing) -> Option<(u64, resize::Relocation)> {
+    if b.layout.index != MdIndex::Internal {
+        return None;
+    }
+    let cap = b.data.sectors();
+    let new = b.sb.layout(MdIndex::Internal, cap, cap).ok()?;
+    resize::plan_relocation(&b.layout, &new)
+        .ok()
+        .map(|r| (cap, r))
 }
 
 fn connected_peer(dev: &Device) -> Option<(Arc<Connection>, Arc<Link>)> {

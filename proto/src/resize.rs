@@ -76,6 +76,75 @@ pub fn follow_peer(current: u64, local_max: u64, peer_current: u64) -> Option<u6
     (peer_current > current && peer_current <= local_max).then_some(peer_current)
 }
 
+/// How internal meta-data moves to the end of a grown backing device (v09: superblock in the
+/// last 4 KiB, activity log before it, bitmap before that; bitmap words interleave the peer
+/// slots word by word, so the old bitmap is a prefix of the new one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relocation {
+    /// Copy the old bitmap (`bytes`, a multiple of 512) from `from` to `to` (sectors).
+    pub bitmap_from: u64,
+    /// Destination of the old bitmap.
+    pub bitmap_to: u64,
+    /// Bytes of old bitmap to copy.
+    pub bitmap_bytes: u64,
+    /// The rest of the new bitmap (`to + bytes` onwards) to initialise: sectors.
+    pub bitmap_rest_sectors: u64,
+    /// Copy the activity log from `al_from` to `al_to`, `al_sectors` long.
+    pub al_from: u64,
+    /// Destination of the activity log.
+    pub al_to: u64,
+    /// Length of the activity log.
+    pub al_sectors: u64,
+    /// Where the new superblock goes (written last: it makes the new layout valid).
+    pub superblock_at: u64,
+}
+
+/// Why meta-data cannot be moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelocError {
+    /// Only internal meta-data moves with the device end.
+    NotInternal,
+    /// The new layout does not lie beyond the old one (the device did not grow).
+    NotGrown,
+    /// The new meta-data area overlaps the old one (grown by less than the meta-data size):
+    /// a crash half-way would lose both copies.
+    Overlap,
+}
+
+/// Plans the move of internal meta-data from `old` to `new` (layouts of the same superblock
+/// parameters on the old and the grown backing device).
+pub fn plan_relocation(
+    old: &super::meta::MdLayout,
+    new: &super::meta::MdLayout,
+) -> Result<Relocation, RelocError> {
+    use super::meta::MdIndex;
+    if old.index != MdIndex::Internal || new.index != MdIndex::Internal {
+        return Err(RelocError::NotInternal);
+    }
+    if new.md_offset <= old.md_offset || new.data_sectors <= old.data_sectors {
+        return Err(RelocError::NotGrown);
+    }
+    let old_first = old.bm_start_sector();
+    let old_end = old.md_offset + 8;
+    let new_first = new.bm_start_sector();
+    if new_first < old_end {
+        return Err(RelocError::Overlap);
+    }
+    let al_sectors = u64::from(old.al_size_4k) * 8;
+    let bitmap_bytes = old.bm_bytes;
+    let new_bm_sectors = new.bm_bytes / 512;
+    Ok(Relocation {
+        bitmap_from: old_first,
+        bitmap_to: new_first,
+        bitmap_bytes,
+        bitmap_rest_sectors: new_bm_sectors.saturating_sub(bitmap_bytes / 512),
+        al_from: old.al_start_sector(),
+        al_to: new.al_start_sector(),
+        al_sectors,
+        superblock_at: new.md_offset,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +187,49 @@ mod tests {
             SizeDecision::ImplicitShrink(80)
         );
         assert_eq!(decide(&inp(100, 300, None, 50)), SizeDecision::Shrink(50));
+    }
+
+    fn internal(sectors: u64) -> super::super::meta::MdLayout {
+        super::super::meta::md_layout(
+            super::super::meta::MdIndex::Internal,
+            sectors,
+            sectors,
+            1,
+            1,
+            8,
+            4096,
+        )
+        .expect("layout")
+    }
+
+    #[test]
+    fn relocation_of_internal_meta_data() {
+        // 64 MiB -> 256 MiB, one peer.
+        let old = internal(131072);
+        let new = internal(524288);
+        let r = plan_relocation(&old, &new).expect("plan");
+        assert_eq!(r.superblock_at, 524288 - 8);
+        assert_eq!(r.al_to, 524288 - 8 - 64);
+        assert_eq!(r.al_sectors, 64);
+        assert_eq!(r.al_from, 131072 - 8 - 64);
+        assert_eq!(r.bitmap_from, old.bm_start_sector());
+        assert_eq!(r.bitmap_to, new.bm_start_sector());
+        assert_eq!(r.bitmap_bytes, old.bm_bytes);
+        assert_eq!(
+            r.bitmap_bytes / 512 + r.bitmap_rest_sectors,
+            new.bm_bytes / 512
+        );
+        assert!(
+            r.bitmap_to >= old.md_offset + 8,
+            "new area overlaps the old one"
+        );
+        // The old meta-data lies inside the new data area.
+        assert!(old.md_offset + 8 <= new.data_sectors);
+        assert_eq!(plan_relocation(&new, &old), Err(RelocError::NotGrown));
+        assert_eq!(plan_relocation(&old, &old), Err(RelocError::NotGrown));
+        // Grown by less than the meta-data area: refused.
+        let little = internal(131072 + 64);
+        assert_eq!(plan_relocation(&old, &little), Err(RelocError::Overlap));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use std::time::Duration;
+use tests_qemu::qmp::Json;
 use tests_qemu::{Cluster, ClusterSpec, Node};
 
 /// 4 KiB blocks of the data area damaged on the Secondary's backing disk, behind DRBD.
@@ -108,25 +109,31 @@ fn online_verify_finds_exactly_the_damaged_blocks() {
     b.run_ok("drbdsetup net-options r0 0 --verify-alg=crc32c");
     a.run_ok("drbdsetup connect r0 1");
     b.run_ok("drbdsetup connect r0 0");
-    for n in [a, b] {
-        wait_for(
-            n,
-            "verify-alg mismatch",
-            "dmesg | grep -q 'Different verify-alg settings'",
-            60,
+    // Each side sends its parameters before reading the peer's, so both normally see the
+    // mismatch; at least one must, name both algorithms, and stay StandAlone.
+    let mut named = 0;
+    for (n, me, peer) in [(a, "sha1", "crc32c"), (b, "crc32c", "sha1")] {
+        let o = n.wait_until(
+            "dmesg | grep 'Different verify-alg settings'",
+            Duration::from_secs(if named == 0 { 60 } else { 15 }),
         );
+        if o.success() {
+            assert!(
+                o.stdout.contains(&format!(r#"me="{me}" peer="{peer}""#)),
+                "{}: mismatch not named: {}",
+                n.name,
+                o.stdout
+            );
+            wait_for(
+                n,
+                "StandAlone after the mismatch",
+                "drbdsetup events2 --now r0 | grep -q 'exists connection .*connection:StandAlone'",
+                30,
+            );
+            named += 1;
+        }
     }
-    let log = a.run_ok("dmesg | grep 'Different verify-alg settings'");
-    assert!(
-        log.contains(r#"me="sha1" peer="crc32c""#),
-        "mismatch not named: {log}"
-    );
-    wait_for(
-        a,
-        "StandAlone after the mismatch",
-        "drbdsetup events2 --now r0 | grep -q 'exists connection .*connection:StandAlone'",
-        30,
-    );
+    assert!(named > 0, "no node reported the verify-alg mismatch");
 
     // Same algorithm: connected again, identical data, verify finds nothing.
     a.run("drbdsetup disconnect r0 1");
@@ -323,6 +330,39 @@ fn online_grow_resyncs_the_new_area_and_the_filesystem_grows() {
     // Another resize with nothing to gain is a no-op.
     a.run_ok("drbdsetup resize 1");
     assert_eq!(size64(a), full);
+
+    // The backing devices themselves grow (QMP block_resize): that needs the internal
+    // meta-data moved to the new end, which this version refuses, naming the move.
+    for n in [a, b] {
+        n.qmp_execute(
+            "block_resize",
+            Some(Json::Obj(vec![
+                ("device".into(), Json::Str("d1".into())),
+                ("size".into(), Json::Num((96u64 << 20) as f64)),
+            ])),
+        );
+        wait_for(
+            n,
+            "the grown backing device",
+            &format!("test $(blockdev --getsize64 /dev/vdb) -eq {}", 96u64 << 20),
+            30,
+        );
+    }
+    let o = a.run("drbdsetup resize 1");
+    assert!(
+        !o.success(),
+        "grow with moving meta-data claimed success\n{o}"
+    );
+    assert!(
+        o.stderr.contains("moving the internal meta-data"),
+        "refusal does not say why\n{o}"
+    );
+    assert_eq!(size64(a), full, "a refused resize changed the size");
+    assert_eq!(
+        data_hash(a),
+        data_hash(b),
+        "data changed by a refused resize"
+    );
     for n in [a, b] {
         n.run_ok("drbdsetup down r0 && rmmod drbd");
     }
