@@ -18,13 +18,13 @@ use crate::spec::generated::{
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-fn resource(reg: &RegistryInner, name: &str) -> Outcome<Arc<Resource>> {
+pub(crate) fn resource(reg: &RegistryInner, name: &str) -> Outcome<Arc<Resource>> {
     reg.resource(name)
         .cloned()
         .ok_or_else(|| fail!(ret::ERR_RES_NOT_KNOWN, "unknown resource {}", name))
 }
 
-fn device(reg: &RegistryInner, minor: u32) -> Outcome<Arc<Device>> {
+pub(crate) fn device(reg: &RegistryInner, minor: u32) -> Outcome<Arc<Device>> {
     reg.device(minor)
         .ok_or_else(|| fail!(ret::ERR_MINOR_INVALID, "unknown minor {}", minor))
 }
@@ -574,7 +574,7 @@ pub(crate) fn teardown_resource(res: &Arc<Resource>) {
     }
 }
 
-fn connection(res: &Resource, peer: u32) -> Outcome<Arc<Connection>> {
+pub(crate) fn connection(res: &Resource, peer: u32) -> Outcome<Arc<Connection>> {
     res.state.lock().connection(peer).cloned().ok_or_else(|| {
         fail!(
             ret::ERR_INVALID_REQUEST,

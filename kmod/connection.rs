@@ -41,6 +41,8 @@ pub(crate) struct NetOptions {
     pub(crate) ko_count: u32,
     /// CRAM-HMAC peer authentication, if `cram-hmac-alg` is set.
     pub(crate) auth: Option<AuthConf>,
+    /// `verify-alg` (online verify), checked to exist as a kernel digest; `None` = unset.
+    pub(crate) verify_alg: Option<crate::proto::wire::AlgName>,
 }
 
 /// CRAM-HMAC settings: the hash (`cram-hmac-alg`) and the key (`shared-secret`).
@@ -92,6 +94,7 @@ impl Default for NetOptions {
             timeout_ds: 60,
             ko_count: 7,
             auth: None,
+            verify_alg: None,
         }
     }
 }
@@ -162,12 +165,21 @@ pub(crate) struct PeerDev {
     pub(crate) peer_uuid_flags: u64,
     /// Sectors to resync in the running sync (0 = no sync).
     pub(crate) sync_total: u64,
-    /// Sectors resynced so far.
+    /// Sectors resynced (or verified) so far.
     pub(crate) synced: u64,
     /// `pause-sync` on this node (`user_isp`); kept while the connection is down.
     pub(crate) susp_user: bool,
     /// `pause-sync` on the peer (its `user_isp` in `P_STATE`, our `peer_isp`).
     pub(crate) susp_peer: bool,
+    /// Sectors online verify found different (marked out of sync, reported as
+    /// `out-of-sync` until a resync starts).
+    pub(crate) ov_found: u64,
+    /// First sector of the running (or last) verify.
+    pub(crate) ov_start: u64,
+    /// The largest data area the peer's disk offers (`P_SIZES` `d_size`).
+    pub(crate) peer_max: u64,
+    /// We grew to follow the peer's resize; its SyncSource state resyncs only the new area.
+    pub(crate) grown: bool,
 }
 
 impl PeerDev {
@@ -188,6 +200,10 @@ impl PeerDev {
             synced: 0,
             susp_user: false,
             susp_peer: false,
+            ov_found: 0,
+            ov_start: 0,
+            peer_max: 0,
+            grown: false,
         }
     }
 
@@ -400,9 +416,25 @@ impl Connection {
         let mut st = self.state.lock();
         if let Some(p) = st.peers.iter_mut().find(|p| p.volume == volume) {
             p.repl = repl;
-            if !matches!(repl, ReplState::SyncSource | ReplState::SyncTarget) {
+            if !matches!(
+                repl,
+                ReplState::SyncSource
+                    | ReplState::SyncTarget
+                    | ReplState::VerifyS
+                    | ReplState::VerifyT
+            ) {
                 p.sync_total = 0;
                 p.synced = 0;
+            }
+            // A resync repairs what a verify found; a lost link forgets the count.
+            if matches!(
+                repl,
+                ReplState::SyncSource
+                    | ReplState::SyncTarget
+                    | ReplState::WfBitMapS
+                    | ReplState::Off
+            ) {
+                p.ov_found = 0;
             }
         }
         crate::events::peer_device(self, &st, volume, crate::events::Kind::Change);

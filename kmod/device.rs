@@ -367,6 +367,11 @@ impl Device {
         io.writable = writable;
     }
 
+    /// A new data-area size (online grow); the lower device stays.
+    pub(crate) fn set_data_sectors(&self, data_sectors: u64) {
+        self.io.lock().data_sectors = data_sectors;
+    }
+
     /// The lower device and the data-area size, for a peer's write of `sectors` at `sector`:
     /// `None` if diskless or if the range leaves the data area (the meta-data behind it is
     /// never writable by a peer). Any context.

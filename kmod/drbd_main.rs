@@ -40,12 +40,14 @@ mod procfs;
 mod proto;
 mod registry;
 mod replication;
+mod resize;
 mod resource;
 mod resync;
 mod role;
 mod spec;
 mod sys;
 mod text;
+mod verify;
 
 use registry::Registry;
 use sys::global::Global;

@@ -127,6 +127,8 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> Failure 
         Ok(d) => d,
         Err(_) => return Failure::Broken,
     };
+    // Before our receiver can drop the link over the peer's parameters, so the peer sees ours.
+    let params_sent = crate::verify::send_params(conn, link).is_ok();
     let receiver = {
         let (c, l, d) = (conn.clone(), link.clone(), diverged.clone());
         let name =
@@ -148,7 +150,9 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> Failure 
         })
     };
     let mut why = match receiver {
-        Some(_) if crate::replication::announce(conn, link, None).is_ok() => watch(conn, link, net),
+        Some(_) if params_sent && crate::replication::announce(conn, link, None).is_ok() => {
+            watch(conn, link, net)
+        }
         _ => Failure::Broken,
     };
     link.data.shutdown();
@@ -356,6 +360,11 @@ fn watch(conn: &Connection, link: &Arc<Link>, net: &NetOptions) -> Failure {
                     | wire::P_NEG_ACK
                     | wire::P_RS_WRITE_ACK => {
                         if !crate::replication::on_ack(conn, link, h.cmd, h.volume, &payload) {
+                            return Failure::Protocol;
+                        }
+                    }
+                    wire::P_OV_RESULT => {
+                        if !crate::verify::on_result(conn, link, h.volume, &payload) {
                             return Failure::Protocol;
                         }
                     }

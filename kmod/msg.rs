@@ -7,7 +7,8 @@ use crate::resource::{Resource, ResourceState};
 use crate::spec::generated::{
     cfg_context, cfg_reply, connection_info, connection_statistics, device_info, device_statistics,
     disk_conf, net_conf, notification_header, path_info, path_parms, peer_device_info,
-    peer_device_statistics, res_opts, resource_info, resource_statistics, tla, MINOR_NONE,
+    peer_device_statistics, res_opts, resource_info, resource_statistics, tla, ReplState,
+    MINOR_NONE,
 };
 use crate::spec::nla::{DrbdHeader, NlaError, NlaWriter};
 use core::sync::atomic::Ordering;
@@ -150,22 +151,33 @@ pub(crate) fn peer_device_body(w: &mut NlaWriter<'_>, st: &ConnectionState, volu
     w.put_u64(peer_device_statistics::PEER_DEV_SENT, 0)?;
     w.put_u32(peer_device_statistics::PEER_DEV_PENDING, 0)?;
     w.put_u32(peer_device_statistics::PEER_DEV_UNACKED, 0)?;
-    let out_of_sync = p.sync_total.saturating_sub(p.synced);
+    let verifying = matches!(p.repl, ReplState::VerifyS | ReplState::VerifyT);
+    let out_of_sync = if verifying || p.sync_total == 0 {
+        p.ov_found
+    } else {
+        p.sync_total.saturating_sub(p.synced)
+    };
     w.put_u64(peer_device_statistics::PEER_DEV_OUT_OF_SYNC, out_of_sync)?;
     w.put_u64(peer_device_statistics::PEER_DEV_RS_TOTAL, p.sync_total)?;
-    // No online verify and no failed or checksum-equal resync blocks: DRBD reports zeros,
-    // and drbd-utils takes absent members for "unknown" (it shows a paused or running
-    // resync as done:100.00 then).
-    for nr in [
-        peer_device_statistics::PEER_DEV_RESYNC_FAILED,
-        peer_device_statistics::PEER_DEV_OV_START_SECTOR,
-        peer_device_statistics::PEER_DEV_OV_STOP_SECTOR,
-        peer_device_statistics::PEER_DEV_OV_POSITION,
-        peer_device_statistics::PEER_DEV_OV_LEFT,
-        peer_device_statistics::PEER_DEV_OV_SKIPPED,
-        peer_device_statistics::PEER_DEV_RS_SAME_CSUM,
+    // Online verify progress while verifying; no failed or checksum-equal resync blocks.
+    // DRBD reports zeros, and drbd-utils takes absent members for "unknown" (it shows a
+    // paused or running resync as done:100.00 then).
+    let (ov_start, ov_position, ov_left) = if verifying {
+        let left = p.sync_total.saturating_sub(p.synced).max(1);
+        (p.ov_start, p.ov_start + p.synced, left)
+    } else {
+        (0, 0, 0)
+    };
+    for (nr, value) in [
+        (peer_device_statistics::PEER_DEV_RESYNC_FAILED, 0),
+        (peer_device_statistics::PEER_DEV_OV_START_SECTOR, ov_start),
+        (peer_device_statistics::PEER_DEV_OV_STOP_SECTOR, 0),
+        (peer_device_statistics::PEER_DEV_OV_POSITION, ov_position),
+        (peer_device_statistics::PEER_DEV_OV_LEFT, ov_left),
+        (peer_device_statistics::PEER_DEV_OV_SKIPPED, 0),
+        (peer_device_statistics::PEER_DEV_RS_SAME_CSUM, 0),
     ] {
-        w.put_u64(nr, 0)?;
+        w.put_u64(nr, value)?;
     }
     w.nest_end(nest)
 }

@@ -12,7 +12,8 @@ use crate::proto::uuid::AfterSbPolicy;
 use crate::resource::ResourceOptions;
 use crate::spec::generated::{
     self, cfg_context, cmd, connect_parms, detach_parms, disk_conf, hdr_flags, net_conf,
-    new_c_uuid_parms, path_parms, res_opts, ret, set_role_parms, ss, tla,
+    new_c_uuid_parms, path_parms, res_opts, resize_parms, ret, set_role_parms, ss, start_ov_parms,
+    tla,
 };
 use crate::spec::nla::{self, Attr, NlaError, NlaWriter};
 use crate::sys::genl::{DoContext, Request};
@@ -375,6 +376,31 @@ fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outc
                 };
             crate::admin::new_current_uuid(reg, req.minor, clear_bm, force_resync)
         }
+        cmd::ADM_RESIZE => {
+            let (mut size, mut assume_clean) = (0, false);
+            if let Some(s) = members(attrs, tla::RESIZE_PARMS, "resize parameters")? {
+                size = get(s, resize_parms::RESIZE_SIZE, "size", |a| a.as_u64())?.unwrap_or(0);
+                assume_clean = get(s, resize_parms::NO_RESYNC, "assume-clean", |a| a.as_flag())?
+                    .unwrap_or(false);
+            }
+            crate::resize::resize(reg, req.minor, size, assume_clean).map(|()| ret::NO_ERROR)
+        }
+        cmd::ADM_START_OV => {
+            let (mut start, mut stop) = (0, u64::MAX);
+            if let Some(s) = members(attrs, tla::START_OV_PARMS, "verify parameters")? {
+                if let Some(v) = get(s, start_ov_parms::OV_START_SECTOR, "start", |a| a.as_u64())? {
+                    start = v;
+                }
+                if let Some(v) = get(s, start_ov_parms::OV_STOP_SECTOR, "stop", |a| a.as_u64())? {
+                    stop = v;
+                }
+            }
+            let volume = c
+                .volume
+                .ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "volume number missing"))?;
+            crate::verify::start(reg, c.resource()?, c.peer()?, volume, start, stop)
+                .map(|()| ss::SUCCESS)
+        }
         cmd::ADM_DEL_PEER => {
             config::del_peer(reg, c.resource()?, c.peer()?).map(|()| ret::NO_ERROR)
         }
@@ -441,6 +467,7 @@ fn net_options(set: Option<&[u8]>) -> Outcome<(Option<&str>, NetOptions)> {
         net.ko_count = v.min(200);
     }
     net.auth = auth_options(s)?;
+    net.verify_alg = verify_alg(s)?;
     Ok((name, net))
 }
 
@@ -480,6 +507,24 @@ fn auth_options(s: &[u8]) -> Outcome<Option<AuthConf>> {
                 "cram-hmac-alg or shared-secret too long"
             )
         })
+}
+
+/// `verify-alg`: must exist as a digest in this kernel now (as DRBD: ERR_VERIFY_ALG).
+fn verify_alg(s: &[u8]) -> Outcome<Option<crate::proto::wire::AlgName>> {
+    let alg = get(s, net_conf::VERIFY_ALG, "verify-alg", |a| a.as_str(64))?.unwrap_or("");
+    if alg.is_empty() {
+        return Ok(None);
+    }
+    crate::sys::digest::Digest::new(alg.as_bytes()).map_err(|_| {
+        fail!(
+            ret::ERR_VERIFY_ALG,
+            "verify-alg {}: no such digest in this kernel",
+            alg
+        )
+    })?;
+    crate::proto::wire::AlgName::new(alg.as_bytes())
+        .map(Some)
+        .ok_or_else(|| fail!(ret::ERR_VERIFY_ALG, "verify-alg {} too long", alg))
 }
 
 fn resource_options(set: Option<&[u8]>, mut opts: ResourceOptions) -> Outcome<ResourceOptions> {

@@ -83,6 +83,19 @@ impl OosMap {
 }
 
 impl OosMap {
+    /// Copies the marks of `old`, a map of a smaller device, into this clear, larger map
+    /// (allocated outside the spinlock that guards `old`).
+    pub(crate) fn copy_from(&mut self, old: &Self) -> Result {
+        if self.bits < old.bits {
+            return Err(EINVAL);
+        }
+        for (dst, src) in self.words.iter_mut().zip(old.words.iter()) {
+            *dst = *src;
+        }
+        self.set = old.set;
+        Ok(())
+    }
+
     /// Marks block `bit` (bits beyond the device are ignored).
     pub(crate) fn set_bit(&mut self, bit: u64) {
         if bit < self.bits {

@@ -51,3 +51,11 @@ pub(crate) mod admin;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/resync_order.rs"]
 pub(crate) mod resync_order;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/verify.rs"]
+pub(crate) mod verify;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/resize.rs"]
+pub(crate) mod resize;

@@ -62,6 +62,9 @@ pub(crate) struct Link {
     pub(crate) rs_in_flight: AtomicU32,
     /// Sequence numbers of data packets.
     seq: AtomicU32,
+    /// Online verify on this link (`crate::verify`).
+    #[pin]
+    pub(crate) ov: crate::verify::LinkVerify,
 }
 
 /// A mirrored write waiting for the peer's `P_WRITE_ACK`.
@@ -92,6 +95,7 @@ impl Link {
                 pending <- new_spinlock!(KVec::new(), "Link::pending"),
                 rs_in_flight: AtomicU32::new(0),
                 seq: AtomicU32::new(1),
+                ov <- crate::verify::LinkVerify::new(),
             }),
             GFP_KERNEL,
         )
@@ -217,6 +221,10 @@ struct LocalView {
     role: Role,
     disk: DiskState,
     size: u64,
+    /// Largest data area of the backing device.
+    max_size: u64,
+    /// `--size` as configured (0 = all).
+    user_size: u64,
     current: u64,
     history: [u64; 2],
     /// Bitmap UUID towards the peer (0 = in sync with it).
@@ -230,6 +238,10 @@ struct LocalView {
 fn local_view(dev: &Device, role: Role, peer: u32) -> LocalView {
     let dirty = dev.oos.lock().count();
     let st = dev.state.lock();
+    let (max_size, user_size) = st
+        .backing
+        .as_ref()
+        .map_or((0, 0), |b| (b.layout.data_sectors, b.disk_size));
     let (size, current, history, bitmap_uuid, crashed_primary) = match st.backing.as_ref() {
         Some(b) => (
             b.data_sectors(),
@@ -244,6 +256,8 @@ fn local_view(dev: &Device, role: Role, peer: u32) -> LocalView {
         role,
         disk: st.disk_state,
         size,
+        max_size,
+        user_size,
         current,
         history,
         bitmap_uuid,
@@ -317,8 +331,8 @@ fn announce_with(
         let volume = dev.volume as u16;
         let mut sizes = [0u8; 32];
         let base = wire::SizesBase {
-            d_size: v.size,
-            u_size: 0,
+            d_size: v.max_size,
+            u_size: v.user_size,
             c_size: v.size,
             max_bio_size: 1 << 20,
             queue_order_type: 0,
@@ -601,12 +615,15 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
         // State follows data: apply it only once the writes before it are on disk.
         writer.writes.drain();
         let result = match h.cmd {
-            wire::P_SIZES => on_sizes(conn, volume, &payload),
+            wire::P_SIZES => on_sizes(conn, link, volume, &payload),
             wire::P_UUIDS110 => on_uuids(conn, link, volume, &payload),
             wire::P_STATE => on_state(conn, link, volume, &payload),
             wire::P_OUT_OF_SYNC => device_of(conn, volume)
                 .ok_or(Stop::Protocol)
                 .and_then(|dev| crate::resync::on_out_of_sync(&dev, &payload)),
+            wire::P_SYNC_PARAM89 => crate::verify::on_params(conn, &payload),
+            wire::P_OV_REQUEST => crate::verify::on_request(conn, link, volume, &payload),
+            wire::P_OV_REPLY => crate::verify::on_reply(conn, link, volume, &payload),
             _ => Err(Stop::Protocol),
         };
         if let Err(stop) = result {
@@ -615,9 +632,26 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
     }
 }
 
-fn on_sizes(conn: &Connection, volume: u32, payload: &[u8]) -> Result<(), Stop> {
+fn on_sizes(conn: &Connection, _link: &Link, volume: u32, payload: &[u8]) -> Result<(), Stop> {
     let base = wire::SizesBase::decode(payload).map_err(|_| Stop::Protocol)?;
-    conn.update_peer(volume, |p| p.peer_size = base.c_size);
+    let before = conn.peer_dev(volume);
+    conn.update_peer(volume, |p| {
+        p.peer_size = base.c_size;
+        p.peer_max = base.d_size;
+    });
+    // Established and the peer itself just got larger: it resized online, follow it.
+    let grew = before.is_some_and(|b| {
+        b.repl == ReplState::Established && b.peer_size != 0 && base.c_size > b.peer_size
+    });
+    if grew {
+        if let Some(dev) = device_of(conn, volume) {
+            match crate::resize::follow_peer(&dev, base.c_size) {
+                Ok(true) => conn.update_peer(volume, |p| p.grown = true),
+                Ok(false) => {}
+                Err(_) => return Err(Stop::Broken),
+            }
+        }
+    }
     Ok(())
 }
 
@@ -652,7 +686,7 @@ fn on_uuids(conn: &Connection, link: &Link, volume: u32, payload: &[u8]) -> Resu
     Ok(())
 }
 
-fn device_of(conn: &Connection, volume: u32) -> Option<Arc<Device>> {
+pub(crate) fn device_of(conn: &Connection, volume: u32) -> Option<Arc<Device>> {
     conn.resource.state.lock().device_by_volume(volume).cloned()
 }
 
@@ -721,11 +755,26 @@ fn on_state(
             return start_sync_source(conn, link, &dev);
         }
         (ReplState::WfBitMapS, _) => return Ok(()),
+        // The peer grew the device: resync only the new area from it.
+        (ReplState::Established, ReplState::SyncSource) if peer.grown => {
+            conn.update_peer(volume, |p| p.grown = false);
+            return crate::resync::sync_grown_area(conn, link, &dev);
+        }
         // The peer wants to overwrite our data (invalidate-remote).
         (ReplState::Established, ReplState::SyncSource) => {
             return crate::resync::become_target_on_request(conn, link, &dev);
         }
         (ReplState::SyncSource, _) => return Ok(()),
+        // Online verify: the source finished, or asks us to be its target.
+        (ReplState::VerifyT, ReplState::Established) => {
+            crate::verify::finish_target(conn, link, &dev);
+            return Ok(());
+        }
+        (ReplState::VerifyS | ReplState::VerifyT, _) => return Ok(()),
+        (ReplState::Established, ReplState::VerifyS) => {
+            crate::verify::start_target(conn, link, &dev);
+            return Ok(());
+        }
         _ => {}
     }
     match decide(conn, &dev, &peer, link) {
@@ -930,6 +979,8 @@ pub(crate) fn write_target(dev: &Device) -> WritePath {
                         | ReplState::WfBitMapS
                         | ReplState::SyncSource
                         | ReplState::SyncTarget
+                        | ReplState::VerifyS
+                        | ReplState::VerifyT
                 )
                 && p.peer_disk >= DiskState::Inconsistent
         });

@@ -93,6 +93,15 @@ pub(crate) fn invalidate_connected(
     announce(conn, link, Some((dev.volume, ReplState::SyncTarget))).map_err(|_| Stop::Broken)
 }
 
+/// The peer resized online and we followed (the new blocks are marked here): become its
+/// SyncTarget for our marked blocks only.
+pub(crate) fn sync_grown_area(conn: &Connection, link: &Link, dev: &Device) -> Result<(), Stop> {
+    let own = dev.oos.lock().count();
+    start_sync_target(conn, dev, own);
+    send_own_bitmap(link, dev)?;
+    announce(conn, link, Some((dev.volume, ReplState::SyncTarget))).map_err(|_| Stop::Broken)
+}
+
 /// `invalidate-remote`: every block goes to the peer. We wait in `WFBitMapS`; our
 /// `SyncSource` state asks the peer to become SyncTarget, its bitmap and state then start
 /// the sender.

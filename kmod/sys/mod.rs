@@ -3,6 +3,7 @@
 
 pub(crate) mod bdev;
 pub(crate) mod bio;
+pub(crate) mod digest;
 pub(crate) mod disk;
 mod entry;
 mod ffi;

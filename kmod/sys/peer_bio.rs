@@ -95,6 +95,46 @@ impl PageBuf {
         self.segments.get(..len.div_ceil(PAGE))
     }
 
+    /// Reads `len` bytes at `sector` of `lower` into the start of the buffer; returns when
+    /// the read completed.
+    pub(crate) fn read_from(&mut self, lower: &BlockDev, sector: u64, len: usize) -> Result {
+        let segments = self.prefix(len).ok_or(EINVAL)?;
+        // SAFETY: `lower` is valid while borrowed.
+        let bio =
+            unsafe { ffi::shim_bio_alloc(lower.raw(), sector, segments.len() as u16, REQ_OP_READ) };
+        if bio.is_null() {
+            return Err(ENOMEM);
+        }
+        let mut left = len;
+        for seg in segments {
+            let chunk = left.min(PAGE) as u32;
+            // SAFETY: `bio` has room for every segment; our pages outlive the synchronous
+            // read, and `&mut self` keeps them unshared.
+            unsafe { bindings::__bio_add_page(bio, seg.bv_page, chunk, 0) };
+            left -= chunk as usize;
+        }
+        // SAFETY: `bio` is ours; waits for completion, then drops our reference.
+        kernel::error::to_result(unsafe {
+            let ret = bindings::submit_bio_wait(bio);
+            bindings::bio_put(bio);
+            ret
+        })
+    }
+
+    /// Copies the first `out.len()` bytes of the buffer into `out` (verify hashes them).
+    pub(crate) fn copy_to(&self, out: &mut [u8]) -> Result {
+        if out.len() > self.len {
+            return Err(EINVAL);
+        }
+        for (i, chunk) in out.chunks_mut(PAGE).enumerate() {
+            let page = self._pages.get(i).ok_or(EINVAL)?;
+            // SAFETY: `chunk` is valid for writes of its length (at most one page), and the
+            // page holds at least that many bytes from offset 0.
+            unsafe { page.read_raw(chunk.as_mut_ptr(), 0, chunk.len())? };
+        }
+        Ok(())
+    }
+
     /// Sends the first `len` bytes on `sock`, kept corked if `more`.
     pub(crate) fn send(&self, sock: &Socket, len: usize, more: bool) -> Result {
         let segments = self.prefix(len).ok_or(EINVAL)?;

@@ -360,6 +360,7 @@ const HOST_PROGRAMS: &[(&str, &str, &[&str])] = &[
         "/usr/sbin/e2fsck",
         &["/usr/sbin/fsck.ext4"],
     ),
+    ("/usr/sbin/resize2fs", "/usr/sbin/resize2fs", &[]),
     ("/usr/sbin/dmsetup", "/usr/sbin/dmsetup", &[]),
     ("/usr/sbin/blkid", "/usr/sbin/blkid", &[]),
     // iproute2's tc (netem); busybox's cannot do netem. Busybox sh runs its own applets before

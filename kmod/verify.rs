@@ -1,0 +1,440 @@
+//! Online verify (`drbdsetup verify`, DRBD_ADM_START_OV) over an established link, with
+//! DRBD 9's packets (`proto::verify`): the source (`VerifyS`) sends `P_OV_REQUEST` per 4 KiB
+//! block from its `drbd_s_<res>` thread; the target (`VerifyT`) hashes its block in the
+//! receiver and answers `P_OV_REPLY`; the source's receiver hashes its own block, marks a
+//! difference out of sync and sends `P_OV_RESULT` on the meta stream. Blocks found different
+//! are only marked (both sides), as DRBD: the next resync (e.g. after disconnect/connect of
+//! a Primary, which starts a new data generation) repairs exactly them.
+//!
+//! `verify-alg` must be equal on both sides: it travels in `P_SYNC_PARAM89` when the link
+//! comes up, and a mismatch drops the connection (StandAlone) as with DRBD.
+//!
+//! Not covered: requests racing a concurrent application write to the same block may be
+//! reported different (DRBD orders them with its interval tree); `--stop` is not sent to the
+//! target, whose progress is reckoned to the end of the device.
+
+use crate::connection::Connection;
+use crate::device::Device;
+use crate::failure::{fail, Outcome};
+use crate::proto::verify::{self, OvRange, OvReply, MAX_DIGEST, OV_BLOCK_BYTES};
+use crate::proto::wire::{self, BlockReq, RsParam};
+use crate::registry::RegistryInner;
+use crate::replication::{announce, device_of, now_ms, Link, Stop};
+use crate::spec::generated::{ret, ss, DiskState, ReplState};
+use crate::sys::digest::Digest;
+use crate::sys::peer_bio::PageBuf;
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+
+/// Verify requests in flight before the source waits for replies.
+const OV_WINDOW: u32 = 32;
+/// How long the target waits for the last results after the source finished.
+const RESULT_WAIT_MS: i64 = 10_000;
+
+/// Verify state of one link.
+///
+/// Lifetime: part of `Link`, so a new connection starts from zero. Locking: counters are
+/// atomics; the digest is used only by the receiver thread, behind its own mutex.
+#[pin_data]
+pub(crate) struct LinkVerify {
+    /// Source: requests sent and not answered yet.
+    in_flight: AtomicU32,
+    /// Target: requests answered.
+    answered: AtomicU64,
+    /// Target: results received.
+    results: AtomicU64,
+    /// When this side entered VerifyS/VerifyT (ms).
+    started_ms: AtomicI64,
+    /// The `verify-alg` transform, allocated at the first request or reply.
+    #[pin]
+    digest: Mutex<Option<Digest>>,
+}
+
+impl LinkVerify {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            in_flight: AtomicU32::new(0),
+            answered: AtomicU64::new(0),
+            results: AtomicU64::new(0),
+            started_ms: AtomicI64::new(0),
+            digest <- kernel::new_mutex!(None, "LinkVerify::digest"),
+        })
+    }
+}
+
+fn verify_alg(conn: &Connection) -> Option<wire::AlgName> {
+    conn.state.lock().net.verify_alg
+}
+
+/// `P_SYNC_PARAM89` with our `verify-alg`, sent once when the link comes up.
+pub(crate) fn send_params(conn: &Connection, link: &Link) -> Result {
+    let p = RsParam {
+        verify_alg: verify_alg(conn).unwrap_or_default(),
+        ..RsParam::default()
+    };
+    let mut b = [0u8; RsParam::SIZE];
+    p.encode(&mut b).map_err(|_| EINVAL)?;
+    link.send_data(wire::P_SYNC_PARAM89, 0, &[&b])
+}
+
+/// The peer's `P_SYNC_PARAM89`: its `verify-alg` must be ours.
+pub(crate) fn on_params(conn: &Connection, payload: &[u8]) -> Result<(), Stop> {
+    let p = RsParam::decode(payload).map_err(|_| Stop::Protocol)?;
+    let mine = verify_alg(conn).unwrap_or_default();
+    if mine.as_bytes() != p.verify_alg.as_bytes() {
+        fn name(a: &[u8]) -> &str {
+            core::str::from_utf8(a).unwrap_or("?")
+        }
+        pr_err!(
+            "{}: Different verify-alg settings. me=\"{}\" peer=\"{}\"\n",
+            conn.resource.name,
+            name(mine.as_bytes()),
+            name(p.verify_alg.as_bytes())
+        );
+        return Err(Stop::Diverged("verify-alg differs from the peer's"));
+    }
+    Ok(())
+}
+
+/// `drbdsetup verify RES PEER VOL [--start S] [--stop S]`: this node becomes VerifyS.
+pub(crate) fn start(
+    reg: &mut RegistryInner,
+    name: &str,
+    peer: u32,
+    volume: u32,
+    start: u64,
+    stop: u64,
+) -> Outcome {
+    let res = crate::config::resource(reg, name)?;
+    let conn = crate::config::connection(&res, peer)?;
+    let dev = res
+        .state
+        .lock()
+        .device_by_volume(volume)
+        .cloned()
+        .ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "no volume {} in {}", volume, name))?;
+    let (p, link) = match (conn.peer_dev(volume), conn.link()) {
+        (Some(p), Some(l)) if p.repl != ReplState::Off => (p, l),
+        _ => return Err(fail!(ss::NEED_CONNECTION, "not connected to node {}", peer)),
+    };
+    if verify_alg(&conn).is_none() {
+        return Err(fail!(
+            ss::NO_VERIFY_ALG,
+            "You need to set verify-alg in the net options of {} to run online verify",
+            name
+        ));
+    }
+    if p.repl != ReplState::Established {
+        return Err(fail!(ss::RESYNC_RUNNING, "a resync or verify is running"));
+    }
+    let capacity = {
+        let st = dev.state.lock();
+        match st.backing.as_ref() {
+            Some(b) if st.disk_state >= DiskState::Inconsistent => b.data_sectors(),
+            _ => return Err(fail!(ss::NO_LOCAL_DISK, "drbd{} has no disk", dev.minor)),
+        }
+    };
+    if p.peer_disk < DiskState::Inconsistent {
+        return Err(fail!(ss::NO_REMOTE_DISK, "the peer has no disk"));
+    }
+    let range = OvRange::new(start, stop, capacity).ok_or_else(|| {
+        fail!(
+            ret::ERR_INVALID_REQUEST,
+            "verify range {}..{} is empty on {} sectors",
+            start,
+            stop,
+            capacity
+        )
+    })?;
+    conn.update_peer(volume, |p| {
+        p.sync_total = range.sectors();
+        p.synced = 0;
+        p.ov_found = 0;
+        p.ov_start = range.start;
+    });
+    link.ov.in_flight.store(0, Ordering::Release);
+    link.ov.started_ms.store(now_ms(), Ordering::Release);
+    conn.set_repl(volume, ReplState::VerifyS);
+    pr_info!(
+        "{}/{} drbd{}: Starting Online Verify from sector {}\n",
+        name,
+        volume,
+        dev.minor,
+        range.start
+    );
+    if announce(&conn, &link, Some((volume, ReplState::VerifyS))).is_err() {
+        link.data.shutdown();
+        return Ok(());
+    }
+    let (c, l, d) = (conn.clone(), link.clone(), dev.clone());
+    let started = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_s_{}", name))
+        .and_then(|t| crate::sys::thread::KThread::spawn(&t, move || run_source(c, l, d, range)));
+    let thread = match started {
+        Ok(t) => t,
+        Err(_) => {
+            conn.set_repl(volume, ReplState::Established);
+            let _ = announce(&conn, &link, Some((volume, ReplState::Established)));
+            return Err(fail!(ret::ERR_NOMEM, "cannot start the verify thread"));
+        }
+    };
+    conn.set_resync_thread(thread);
+    Ok(())
+}
+
+/// The source's request sender: one `P_OV_REQUEST` per block, a bounded window in flight;
+/// when every reply is in, reports the result and returns to Established.
+fn run_source(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>, range: OvRange) {
+    let gone = |conn: &Connection| conn.is_stopping() || !conn.is_link(&link);
+    for (sector, bytes) in range.requests() {
+        while link.ov.in_flight.load(Ordering::Acquire) >= OV_WINDOW {
+            if gone(&conn) {
+                return;
+            }
+            crate::sys::misc::sleep_ms(1);
+        }
+        if gone(&conn) {
+            return;
+        }
+        let mut b = [0u8; BlockReq::SIZE];
+        if verify::request(sector, bytes).encode(&mut b).is_err() {
+            return;
+        }
+        link.ov.in_flight.fetch_add(1, Ordering::AcqRel);
+        if link
+            .send_data(wire::P_OV_REQUEST, dev.volume as u16, &[&b])
+            .is_err()
+        {
+            link.data.shutdown();
+            return;
+        }
+    }
+    while link.ov.in_flight.load(Ordering::Acquire) > 0 {
+        if gone(&conn) {
+            return;
+        }
+        crate::sys::misc::sleep_ms(2);
+    }
+    report(&conn, &link, &dev);
+    conn.set_repl(dev.volume, ReplState::Established);
+    if announce(&conn, &link, Some((dev.volume, ReplState::Established))).is_err() {
+        link.data.shutdown();
+    }
+}
+
+/// DRBD's end-of-verify log lines (both sides).
+fn report(conn: &Connection, link: &Link, dev: &Device) {
+    let secs = ((now_ms() - link.ov.started_ms.load(Ordering::Acquire)) / 1000).max(1) as u64;
+    let kib = conn.peer_dev(dev.volume).map_or(0, |p| p.synced / 2);
+    pr_info!(
+        "{}/{} drbd{}: Online verify done (total {} sec; paused 0 sec; {} K/sec)\n",
+        conn.resource.name,
+        dev.volume,
+        dev.minor,
+        secs,
+        kib / secs
+    );
+    let n_oos = dev.oos.lock().count();
+    if n_oos > 0 {
+        pr_alert!(
+            "{}/{} drbd{}: Online verify found {} 4k blocks out of sync!\n",
+            conn.resource.name,
+            dev.volume,
+            dev.minor,
+            n_oos
+        );
+    }
+}
+
+/// The source announced VerifyS: become its target.
+pub(crate) fn start_target(conn: &Connection, link: &Link, dev: &Device) {
+    let capacity = dev
+        .state
+        .lock()
+        .backing
+        .as_ref()
+        .map_or(0, |b| b.data_sectors());
+    link.ov.answered.store(0, Ordering::Release);
+    link.ov.results.store(0, Ordering::Release);
+    link.ov.started_ms.store(now_ms(), Ordering::Release);
+    conn.update_peer(dev.volume, |p| {
+        p.sync_total = capacity;
+        p.synced = 0;
+        p.ov_found = 0;
+        p.ov_start = 0;
+    });
+    conn.set_repl(dev.volume, ReplState::VerifyT);
+}
+
+/// The source finished: wait for the results of every answered request, report, and return
+/// to Established.
+pub(crate) fn finish_target(conn: &Connection, link: &Link, dev: &Device) {
+    let deadline = now_ms() + RESULT_WAIT_MS;
+    while link.ov.results.load(Ordering::Acquire) < link.ov.answered.load(Ordering::Acquire)
+        && now_ms() < deadline
+        && !conn.is_stopping()
+    {
+        crate::sys::misc::sleep_ms(2);
+    }
+    report(conn, link, dev);
+    conn.set_repl(dev.volume, ReplState::Established);
+}
+
+/// Hashes `bytes` at `sector` of `dev`'s backing device with the link's `verify-alg`.
+fn hash_block(
+    conn: &Connection,
+    link: &Link,
+    dev: &Device,
+    sector: u64,
+    bytes: u32,
+    out: &mut [u8; MAX_DIGEST],
+) -> Result<usize, Stop> {
+    let lower = dev
+        .peer_target(sector, u64::from(bytes) / 512)
+        .ok_or(Stop::Protocol)?;
+    let mut buf = PageBuf::alloc(bytes as usize).map_err(|_| Stop::Broken)?;
+    let mut data = KVec::from_elem(0u8, bytes as usize, GFP_KERNEL).map_err(|_| Stop::Broken)?;
+    if buf.read_from(&lower, sector, bytes as usize).is_err() || buf.copy_to(&mut data).is_err() {
+        pr_err!(
+            "drbd{}: online verify: reading sector {} failed\n",
+            dev.minor,
+            sector
+        );
+        return Err(Stop::Broken);
+    }
+    let mut digest = link.ov.digest.lock();
+    if digest.is_none() {
+        let alg = verify_alg(conn).ok_or(Stop::Protocol)?;
+        *digest = Some(Digest::new(alg.as_bytes()).map_err(|_| Stop::Broken)?);
+    }
+    let d = digest.as_ref().ok_or(Stop::Broken)?;
+    d.digest(&data, out).map_err(|_| Stop::Broken)
+}
+
+fn checked_request(req: &BlockReq, dev: &Device) -> Result<(), Stop> {
+    let capacity = dev.io.lock().data_sectors;
+    verify::check_request(req, capacity).map_err(|_| Stop::Protocol)
+}
+
+/// Target: `P_OV_REQUEST` → hash our block → `P_OV_REPLY`. Receiver thread.
+pub(crate) fn on_request(
+    conn: &Connection,
+    link: &Link,
+    volume: u32,
+    payload: &[u8],
+) -> Result<(), Stop> {
+    let req = BlockReq::decode(payload).map_err(|_| Stop::Protocol)?;
+    let dev = device_of(conn, volume).ok_or(Stop::Protocol)?;
+    checked_request(&req, &dev)?;
+    match conn.peer_dev(volume).map(|p| p.repl) {
+        Some(ReplState::VerifyT) => {}
+        Some(ReplState::Established) => start_target(conn, link, &dev),
+        _ => return Err(Stop::Protocol),
+    }
+    if link.ov.answered.load(Ordering::Acquire) == 0 {
+        pr_info!(
+            "{}/{} drbd{}: Online Verify start sector: {}\n",
+            conn.resource.name,
+            volume,
+            dev.minor,
+            req.sector
+        );
+        conn.update_peer(volume, |p| {
+            p.ov_start = req.sector;
+            p.sync_total = p.sync_total.saturating_sub(req.sector).max(1);
+        });
+    }
+    let mut digest = [0u8; MAX_DIGEST];
+    let n = hash_block(conn, link, &dev, req.sector, req.blksize, &mut digest)?;
+    let reply = OvReply {
+        req,
+        digest: digest.get(..n).ok_or(Stop::Broken)?,
+    };
+    let mut b = [0u8; BlockReq::SIZE + MAX_DIGEST];
+    let len = reply.encode(&mut b).map_err(|_| Stop::Broken)?;
+    link.ov.answered.fetch_add(1, Ordering::AcqRel);
+    link.send_data(wire::P_OV_REPLY, volume as u16, &[&b[..len]])
+        .map_err(|_| Stop::Broken)?;
+    conn.add_synced(volume, u64::from(req.blksize / 512));
+    Ok(())
+}
+
+/// Source: `P_OV_REPLY` → hash our block, compare, mark, `P_OV_RESULT`. Receiver thread.
+pub(crate) fn on_reply(
+    conn: &Connection,
+    link: &Link,
+    volume: u32,
+    payload: &[u8],
+) -> Result<(), Stop> {
+    let reply = OvReply::decode(payload).map_err(|_| Stop::Protocol)?;
+    let dev = device_of(conn, volume).ok_or(Stop::Protocol)?;
+    checked_request(&reply.req, &dev)?;
+    if conn.peer_dev(volume).map(|p| p.repl) != Some(ReplState::VerifyS) {
+        return Err(Stop::Protocol);
+    }
+    let mut mine = [0u8; MAX_DIGEST];
+    let n = {
+        // No local write may be half-way through the block while we read it.
+        let _order = dev.sync_lock.lock();
+        dev.drain();
+        hash_block(
+            conn,
+            link,
+            &dev,
+            reply.req.sector,
+            reply.req.blksize,
+            &mut mine,
+        )?
+    };
+    let equal = verify::digests_equal(mine.get(..n).ok_or(Stop::Broken)?, reply.digest);
+    let sectors = u64::from(reply.req.blksize / 512);
+    if !equal {
+        mark_found(conn, &dev, reply.req.sector, reply.req.blksize);
+    }
+    let mut b = [0u8; wire::BlockAck::SIZE];
+    verify::result(&reply.req, equal)
+        .encode(&mut b)
+        .map_err(|_| Stop::Broken)?;
+    let sent = link.send_meta(wire::P_OV_RESULT, volume as u16, &b);
+    link.ov.in_flight.fetch_sub(1, Ordering::AcqRel);
+    sent.map_err(|_| Stop::Broken)?;
+    conn.add_synced(volume, sectors);
+    Ok(())
+}
+
+fn mark_found(conn: &Connection, dev: &Device, sector: u64, bytes: u32) {
+    dev.oos.lock().mark(sector, u64::from(bytes));
+    conn.update_peer(dev.volume, |p| p.ov_found += u64::from(bytes / 512));
+    pr_info!(
+        "{}/{} drbd{}: Out of sync: start={}, size={} (sectors)\n",
+        conn.resource.name,
+        dev.volume,
+        dev.minor,
+        sector,
+        bytes / 512
+    );
+}
+
+/// Target: `P_OV_RESULT` on the meta stream (link thread); `false` = protocol violation.
+pub(crate) fn on_result(conn: &Connection, link: &Link, volume: u16, payload: &[u8]) -> bool {
+    let Ok((ack, differs)) = verify::decode_result(payload) else {
+        return false;
+    };
+    let Some(dev) = device_of(conn, u32::from(volume)) else {
+        return false;
+    };
+    if ack.blksize == 0 || ack.blksize > OV_BLOCK_BYTES {
+        return false;
+    }
+    if differs {
+        if dev
+            .peer_target(ack.sector, u64::from(ack.blksize) / 512)
+            .is_none()
+        {
+            return false;
+        }
+        mark_found(conn, &dev, ack.sector, ack.blksize);
+    }
+    link.ov.results.fetch_add(1, Ordering::AcqRel);
+    true
+}
