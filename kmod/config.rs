@@ -538,8 +538,10 @@ pub(crate) fn down(reg: &mut RegistryInner, name: &str) -> Outcome {
     del_resource(reg, name)
 }
 
-/// First step of `down`, without `Registry::inner`: demote, then stop every connection.
+/// First step of `down`, without `Registry::inner`: release requests held by `suspend-io`
+/// (as [`down`] does), demote, then stop every connection.
 pub(crate) fn stop_for_down(res: &Arc<Resource>) -> Outcome {
+    crate::admin::thaw_resource(res);
     {
         let mut rs = res.state.lock();
         crate::role::demote(res, &mut rs)?;
