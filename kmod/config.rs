@@ -395,14 +395,7 @@ pub(crate) fn invalidate_remote(
     peer: u32,
     volume: u32,
 ) -> Outcome {
-    let res = resource(reg, name)?;
-    let conn = connection(&res, peer)?;
-    let dev = res
-        .state
-        .lock()
-        .device_by_volume(volume)
-        .cloned()
-        .ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "no volume {} in {}", volume, name))?;
+    let (conn, dev) = peer_volume(reg, name, peer, volume)?;
     if dev.state.lock().disk_state != DiskState::UpToDate {
         return Err(fail!(
             ss::NO_UP_TO_DATE_DISK,
@@ -574,6 +567,24 @@ pub(crate) fn teardown_resource(res: &Arc<Resource>) {
             break;
         }
     }
+}
+
+/// The connection of resource `name` to `peer` and the resource's device of `volume`.
+pub(crate) fn peer_volume(
+    reg: &RegistryInner,
+    name: &str,
+    peer: u32,
+    volume: u32,
+) -> Outcome<(Arc<Connection>, Arc<Device>)> {
+    let res = resource(reg, name)?;
+    let conn = connection(&res, peer)?;
+    let dev = res
+        .state
+        .lock()
+        .device_by_volume(volume)
+        .cloned()
+        .ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "no volume {} in {}", volume, name))?;
+    Ok((conn, dev))
 }
 
 pub(crate) fn connection(res: &Resource, peer: u32) -> Outcome<Arc<Connection>> {

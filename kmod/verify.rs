@@ -106,14 +106,7 @@ pub(crate) fn start(
     start: u64,
     stop: u64,
 ) -> Outcome {
-    let res = crate::config::resource(reg, name)?;
-    let conn = crate::config::connection(&res, peer)?;
-    let dev = res
-        .state
-        .lock()
-        .device_by_volume(volume)
-        .cloned()
-        .ok_or_else(|| fail!(ret::ERR_INVALID_REQUEST, "no volume {} in {}", volume, name))?;
+    let (conn, dev) = crate::config::peer_volume(reg, name, peer, volume)?;
     let (p, link) = match (conn.peer_dev(volume), conn.link()) {
         (Some(p), Some(l)) if p.repl != ReplState::Off => (p, l),
         _ => return Err(fail!(ss::NEED_CONNECTION, "not connected to node {}", peer)),

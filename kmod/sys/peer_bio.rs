@@ -138,19 +138,9 @@ impl PageBuf {
     /// Sends the first `len` bytes on `sock`, kept corked if `more`.
     pub(crate) fn send(&self, sock: &Socket, len: usize, more: bool) -> Result {
         let segments = self.prefix(len).ok_or(EINVAL)?;
-        // SAFETY: a zeroed msghdr is valid; the iterator covers `len` bytes of our pages,
-        // which stay alive during the call (the kernel only reads them).
-        unsafe {
-            let mut msg: bindings::msghdr = core::mem::zeroed();
-            bindings::iov_iter_bvec(
-                &mut msg.msg_iter,
-                bindings::ITER_SOURCE,
-                segments.as_ptr(),
-                segments.len() as _,
-                len,
-            );
-            sock.send_msg(&mut msg, len, more, 0)
-        }
+        // SAFETY: the segments describe our own pages, which stay alive during the call (the
+        // kernel only reads them; without splicing it keeps no reference).
+        unsafe { sock.send_bvecs(segments, len, more, 0) }
     }
 }
 

@@ -314,29 +314,47 @@ impl Socket {
         let n = usize::try_from(n).map_err(|_| Error::from_errno(n))?;
         let segments = &segments[..n];
         let len: usize = segments.iter().map(|s| s.bv_len as usize).sum();
-        // SAFETY: every page comes from the live bio.
         let splice = zero_copy
-            && segments
-                .iter()
-                .all(|s| unsafe { ffi::shim_sendpage_ok(s.bv_page) });
-        // SAFETY: a zeroed msghdr is valid; the iterator covers the bio's pages, which stay
-        // alive during the call and, with splicing, are referenced by the stack until sent
-        // (protocol B/C writes complete only after the peer has them).
+            && segments.iter().all(|s| {
+                // SAFETY: every page comes from the live bio.
+                unsafe { ffi::shim_sendpage_ok(s.bv_page) }
+            });
+        let extra = if splice {
+            bindings::MSG_SPLICE_PAGES
+        } else {
+            0
+        };
+        // SAFETY: the bio's pages stay alive during the call and, with splicing, are
+        // referenced by the stack until sent (protocol B/C writes complete only after the
+        // peer has them).
+        unsafe { self.send_bvecs(segments, len, false, extra) }
+    }
+
+    /// Sends the first `len` bytes of the pages `segments` describe, the last of them with
+    /// `MSG_MORE` if `more`; `extra` as for [`Socket::send_msg`].
+    ///
+    /// # Safety
+    /// Every segment's page is valid for reads of its range during the call; with
+    /// `MSG_SPLICE_PAGES` it must also be a refcounted page the stack may keep referencing.
+    pub(super) unsafe fn send_bvecs(
+        &self,
+        segments: &[bindings::bio_vec],
+        len: usize,
+        more: bool,
+        extra: u32,
+    ) -> Result {
+        // SAFETY: a zeroed msghdr is valid; the iterator covers `segments`, which the caller
+        // keeps valid as required for `send_msg`.
         unsafe {
             let mut msg: bindings::msghdr = core::mem::zeroed();
             bindings::iov_iter_bvec(
                 &mut msg.msg_iter,
                 bindings::ITER_SOURCE,
                 segments.as_ptr(),
-                n as _,
+                segments.len() as _,
                 len,
             );
-            let extra = if splice {
-                bindings::MSG_SPLICE_PAGES
-            } else {
-                0
-            };
-            self.send_msg(&mut msg, len, false, extra)
+            self.send_msg(&mut msg, len, more, extra)
         }
     }
 
