@@ -50,6 +50,13 @@ pub(crate) struct Backing {
     pub(crate) al: Option<(Arc<ActivityLog>, KThread)>,
 }
 
+impl Backing {
+    /// `disk-flushes` (default on): epochs are flushed to this disk before their ack.
+    pub(crate) fn flushes_enabled(&self) -> bool {
+        self.disk_conf.flag(disk_conf::DISK_FLUSHES).unwrap_or(true)
+    }
+}
+
 /// An empty store of disk options (devices, index and size are kept by [`Backing`] itself).
 pub(crate) fn disk_conf_store() -> OptionSet {
     OptionSet::new(

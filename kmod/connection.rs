@@ -39,6 +39,8 @@ pub(crate) struct NetOptions {
     /// Timeout periods an overdue ack is tolerated before the peer is expelled
     /// (`ko-count`, 0 = never).
     pub(crate) ko_count: u32,
+    /// Writes per epoch at most (`max-epoch-size`).
+    pub(crate) max_epoch_size: u32,
     /// CRAM-HMAC peer authentication, if `cram-hmac-alg` is set.
     pub(crate) auth: Option<AuthConf>,
     /// `verify-alg` (online verify), checked to exist as a kernel digest; `None` = unset.
@@ -93,6 +95,7 @@ impl Default for NetOptions {
             always_asbp: false,
             timeout_ds: 60,
             ko_count: 7,
+            max_epoch_size: crate::proto::epoch::MAX_EPOCH_SIZE,
             auth: None,
             verify_alg: None,
         }

@@ -185,9 +185,19 @@ impl Device {
     fn start(self: &Arc<Self>, bio: UpperBio) {
         let op = bio.op();
         let changes_data = matches!(op, BioOp::Write | BioOp::Discard);
-        // An empty write is a pure cache flush: it only concerns the local disk (the peer
-        // applies each mirrored write before acknowledging it).
+        // An empty write is a pure cache flush: on a mirroring Primary it also waits until
+        // the peer has every completed write stable (`crate::barrier`).
         let carries_data = bio.size() > 0;
+        if op == BioOp::Write && !carries_data && bio.is_preflush() {
+            if let crate::replication::WritePath::Mirror(_, link, _) =
+                crate::replication::write_target(self)
+            {
+                if let Some(lower) = self.start_lower_io() {
+                    crate::barrier::mirror_flush(self, bio, &lower, &link);
+                    return;
+                }
+            }
+        }
         let log = {
             let io = self.io.lock();
             (changes_data && carries_data && io.writable).then(|| io.al.clone())
@@ -265,7 +275,7 @@ impl Device {
         };
         let req = {
             let _noio = crate::sys::misc::NoIoScope::enter();
-            SharedCompletion::new(bio, 2, self.clone(), al)
+            SharedCompletion::new(bio, 2, self.clone(), al, None)
         };
         match req {
             Ok(req) => {

@@ -18,6 +18,7 @@ mod activity_log;
 mod admin;
 mod auth;
 mod backing;
+mod barrier;
 mod bitmap_io;
 #[allow(dead_code)]
 mod build_info;
@@ -47,6 +48,7 @@ mod role;
 mod spec;
 mod sys;
 mod text;
+mod transfer_log;
 mod verify;
 
 use registry::Registry;

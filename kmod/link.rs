@@ -149,8 +149,13 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> Failure 
             .ok()
         })
     };
+    let closer = crate::barrier::start_idle_closer(conn, link).ok();
     let mut why = match receiver {
-        Some(_) if params_sent && crate::replication::announce(conn, link, None).is_ok() => {
+        Some(_)
+            if closer.is_some()
+                && params_sent
+                && crate::replication::announce(conn, link, None).is_ok() =>
+        {
             watch(conn, link, net)
         }
         _ => Failure::Broken,
@@ -161,11 +166,12 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> Failure 
         t.stop();
     }
     drop(receiver);
+    drop(closer);
     if let Some(reason) = *diverged.lock() {
         why = Failure::Diverged(reason);
     }
     conn.set_link(None);
-    link.fail_pending();
+    link.tl.fail_all();
     conn.untrack_sockets();
     crate::role::peer_lost(&conn.resource, conn.peer_node_id);
     why
@@ -363,6 +369,11 @@ fn watch(conn: &Connection, link: &Arc<Link>, net: &NetOptions) -> Failure {
                             return Failure::Protocol;
                         }
                     }
+                    wire::P_BARRIER_ACK => {
+                        if !crate::barrier::on_barrier_ack(conn, link, &payload) {
+                            return Failure::Protocol;
+                        }
+                    }
                     wire::P_OV_RESULT => {
                         if !crate::verify::on_result(conn, link, h.volume, &payload) {
                             return Failure::Protocol;
@@ -376,7 +387,7 @@ fn watch(conn: &Connection, link: &Arc<Link>, net: &NetOptions) -> Failure {
             Err(e) if e == EINVAL => return Failure::Protocol,
             Err(_) => return Failure::Broken,
         }
-        if ko.expired(link.oldest_pending_ms(now)) {
+        if ko.expired(link.tl.oldest_unanswered_ms(now)) {
             return Failure::KoCount;
         }
         match ping_sent {

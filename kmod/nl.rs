@@ -466,6 +466,11 @@ fn net_options(set: Option<&[u8]>) -> Outcome<(Option<&str>, NetOptions)> {
     if let Some(v) = get(s, net_conf::KO_COUNT, "ko-count", |a| a.as_u32())? {
         net.ko_count = v.min(200);
     }
+    if let Some(v) = get(s, net_conf::MAX_EPOCH_SIZE, "max-epoch-size", |a| {
+        a.as_u32()
+    })? {
+        net.max_epoch_size = v.clamp(1, 20000);
+    }
     net.auth = auth_options(s)?;
     net.verify_alg = verify_alg(s)?;
     Ok((name, net))

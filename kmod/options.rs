@@ -135,6 +135,11 @@ impl OptionSet {
         nla::find(&self.raw, nr).ok().flatten()?.as_u32().ok()
     }
 
+    /// Member `nr` as a flag, if set.
+    pub(crate) fn flag(&self, nr: u16) -> Option<bool> {
+        nla::find(&self.raw, nr).ok().flatten()?.as_flag().ok()
+    }
+
     /// Whether member `nr` was set.
     pub(crate) fn has(&self, nr: u16) -> bool {
         matches!(nla::find(&self.raw, nr), Ok(Some(_)))

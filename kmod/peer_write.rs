@@ -8,10 +8,18 @@
 //! - a write asking for a cache flush (`DP_FLUSH`) waits until every earlier write finished,
 //!   so the flush covers them;
 //! - any other packet (state, sizes, UUIDs, out-of-sync runs) is handled only after every
-//!   earlier write finished ([`PeerWrites::drain`]), so state changes follow the data.
+//!   earlier write finished ([`PeerWrites::drain`]), so state changes follow the data;
+//! - epochs (`proto::epoch`): a `P_BARRIER` ends the open epoch; once all of an epoch's
+//!   writes finished, the ack thread flushes the disks (`disk-flushes`) and sends
+//!   `P_BARRIER_ACK`. A write the Primary completed without waiting for our disk (protocols
+//!   A and B, no `DP_SEND_WRITE_ACK`) waits until every earlier epoch is acknowledged, so it
+//!   can never reach the disk before a write it may depend on. Under protocol C the Primary
+//!   completes nothing before our disk did, so its writes need not wait.
 
 use crate::connection::Connection;
 use crate::new_irq_spinlock;
+use crate::proto::epoch::{Receiver, ReceiverAction, UNACKED_EPOCHS};
+use crate::proto::wire;
 use crate::replication::Link;
 use crate::sys::bdev::BlockDev;
 use crate::sys::irqlock::IrqSpinLock;
@@ -42,6 +50,18 @@ pub(crate) struct AckPlan {
     pub(crate) resync: bool,
 }
 
+/// How a write is ordered against the epochs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EpochOrder {
+    /// Resync data: outside the epochs.
+    None,
+    /// A mirrored write the Primary completes only after our disk did (protocol C).
+    Member,
+    /// A mirrored write the Primary may have completed already (A, B): it waits until every
+    /// earlier epoch is acknowledged.
+    AfterEarlierEpochs,
+}
+
 /// One entry of the in-flight table.
 struct Slot {
     busy: bool,
@@ -49,6 +69,8 @@ struct Slot {
     end: u64,
     bytes: usize,
     plan: Option<AckPlan>,
+    /// The epoch (local number) of a mirrored write.
+    epoch: Option<u64>,
     /// Set by the completion: the write's result.
     result: Option<bool>,
     /// Handed back by the completion, dropped by the ack thread (process context).
@@ -63,6 +85,7 @@ impl Slot {
         end: 0,
         bytes: 0,
         plan: None,
+        epoch: None,
         result: None,
         buf: None,
         lower: None,
@@ -75,6 +98,10 @@ struct Inner {
     bytes: usize,
     /// The ack thread ends once nothing is busy any more.
     stopping: bool,
+    /// Epochs of the mirrored writes.
+    epochs: Receiver<UNACKED_EPOCHS>,
+    /// Flush bios in flight (their completion ends the epochs' flush).
+    flushes: usize,
 }
 
 impl Inner {
@@ -130,7 +157,14 @@ impl PeerWrites {
         Arc::pin_init(
             pin_init!(Self {
                 inner <- new_irq_spinlock!(
-                    Inner { slots, busy: 0, bytes: 0, stopping: false },
+                    Inner {
+                        slots,
+                        busy: 0,
+                        bytes: 0,
+                        stopping: false,
+                        epochs: Receiver::new(),
+                        flushes: 0,
+                    },
                     "PeerWrites::inner"
                 ),
                 changed <- new_condvar!("PeerWrites::changed"),
@@ -139,9 +173,15 @@ impl PeerWrites {
         )
     }
 
-    /// Waits for room and for earlier overlapping writes (all earlier writes if `flush`), then
-    /// claims a slot for `bytes` at `sector`. `None` when the link is being torn down.
-    pub(crate) fn reserve(self: &Arc<Self>, plan: AckPlan, flush: bool) -> Option<SlotRef> {
+    /// Waits for room and for earlier overlapping writes (all earlier writes if `flush`, all
+    /// earlier epochs per `order`), then claims a slot for `bytes` at `sector`. `None` when
+    /// the link is being torn down.
+    pub(crate) fn reserve(
+        self: &Arc<Self>,
+        plan: AckPlan,
+        flush: bool,
+        order: EpochOrder,
+    ) -> Option<SlotRef> {
         let (sector, bytes) = (plan.sector, plan.size as usize);
         let end = sector.checked_add((bytes / 512) as u64)?;
         let mut inner = self.inner.lock();
@@ -155,7 +195,8 @@ impl PeerWrites {
                 inner.busy == 0
             } else {
                 !inner.overlaps(sector, end)
-            };
+            } && (order != EpochOrder::AfterEarlierEpochs
+                || inner.epochs.all_acked());
             if room && ordered {
                 break;
             }
@@ -164,6 +205,7 @@ impl PeerWrites {
         let index = inner.slots.iter().position(|s| !s.busy)?;
         inner.busy += 1;
         inner.bytes += bytes;
+        let epoch = (order != EpochOrder::None).then(|| inner.epochs.on_write());
         if let Some(slot) = inner.slots.get_mut(index) {
             *slot = Slot {
                 busy: true,
@@ -171,6 +213,7 @@ impl PeerWrites {
                 end,
                 bytes,
                 plan: Some(plan),
+                epoch,
                 ..Slot::FREE
             };
         }
@@ -205,6 +248,33 @@ impl PeerWrites {
         self.changed.notify_all();
     }
 
+    /// `P_BARRIER(barrier)`: ends the open epoch (waits while too many are unacknowledged).
+    /// `None` when the link is being torn down.
+    pub(crate) fn barrier(&self, barrier: u32) -> Option<()> {
+        let mut inner = self.inner.lock();
+        while !inner.epochs.has_room() {
+            if inner.stopping || should_stop() {
+                return None;
+            }
+            self.changed.wait(&mut inner);
+        }
+        inner.epochs.on_barrier(barrier).ok()?;
+        drop(inner);
+        self.changed.notify_all();
+        Some(())
+    }
+
+    /// One flush bio finished; the last one ends the epochs' flush.
+    fn flush_finished(&self) {
+        let mut inner = self.inner.lock();
+        inner.flushes = inner.flushes.saturating_sub(1);
+        if inner.flushes == 0 {
+            inner.epochs.flush_done();
+        }
+        drop(inner);
+        self.changed.notify_all();
+    }
+
     fn free(inner: &mut Inner, index: usize) -> (Option<PageBuf>, Option<Arc<BlockDev>>) {
         let Some(slot) = inner.slots.get_mut(index) else {
             return (None, None);
@@ -216,6 +286,9 @@ impl PeerWrites {
         let old = core::mem::replace(slot, Slot::FREE);
         inner.busy -= 1;
         inner.bytes -= bytes;
+        if let Some(epoch) = old.epoch {
+            inner.epochs.write_done(epoch);
+        }
         (old.buf, old.lower)
     }
 
@@ -233,11 +306,12 @@ impl PeerWrites {
         self.changed.notify_all();
     }
 
-    /// Waits for a finished write and frees its slot, returning its ack plan, its result and
-    /// whether another finished write is already waiting (its ack can share a TCP segment);
-    /// `None` once stopping and idle. Buffer and device reference are released here, outside
-    /// the lock (process context).
-    fn next_finished(&self) -> Option<(AckPlan, bool, bool)> {
+    /// Waits for the ack thread's next job: a finished write (its slot is freed; with its
+    /// ack plan, result, and whether another finished write already waits, so the acks can
+    /// share a TCP segment), a flush of the disks, or a barrier ack, in that order of
+    /// preference. `None` once stopping and idle. Buffer and device reference of a write are
+    /// released here, outside the lock (process context).
+    fn next_work(&self) -> Option<Work> {
         let mut inner = self.inner.lock();
         let index = loop {
             if let Some(i) = inner
@@ -247,7 +321,21 @@ impl PeerWrites {
             {
                 break i;
             }
-            if inner.stopping && inner.busy == 0 {
+            match inner.epochs.next(true) {
+                Some(ReceiverAction::Flush) => {
+                    // Counted before the bios exist: their completions may run at once.
+                    inner.flushes = usize::MAX;
+                    return Some(Work::Flush);
+                }
+                Some(ReceiverAction::Ack { barrier, set_size }) => {
+                    // The receiver may wait for this epoch to go (ordering, room).
+                    drop(inner);
+                    self.changed.notify_all();
+                    return Some(Work::BarrierAck { barrier, set_size });
+                }
+                None => {}
+            }
+            if inner.stopping && inner.busy == 0 && inner.flushes == 0 {
                 return None;
             }
             self.changed.wait(&mut inner);
@@ -261,13 +349,105 @@ impl PeerWrites {
         drop(inner);
         self.changed.notify_all();
         drop(released);
-        finished.map(|(plan, ok)| (plan, ok, more))
+        finished.map(|(plan, ok)| Work::Ack(plan, ok, more))
+    }
+
+    /// The ack thread is about to submit `n` flush bios (0: no disk needs one).
+    fn flushes_started(&self, n: usize) {
+        let mut inner = self.inner.lock();
+        inner.flushes = n;
+        if n == 0 {
+            inner.epochs.flush_done();
+        }
+        drop(inner);
+        self.changed.notify_all();
     }
 }
 
-/// Sends the acks of finished peer writes until the receiver stops it.
-fn ack_loop(conn: &Connection, link: &Link, writes: &PeerWrites) {
-    while let Some((plan, ok, more)) = writes.next_finished() {
+/// A job of the ack thread.
+enum Work {
+    /// Acknowledge a finished write: plan, result, another ack follows at once.
+    Ack(AckPlan, bool, bool),
+    /// Flush the disks: every epoch up to the oldest unfinished one is written.
+    Flush,
+    /// Send `P_BARRIER_ACK`.
+    BarrierAck { barrier: u32, set_size: u32 },
+}
+
+/// Completion context of one flush bio.
+struct FlushRef {
+    writes: Arc<PeerWrites>,
+}
+
+impl WriteDone for FlushRef {
+    fn done(self, _buf: PageBuf, _lower: Arc<BlockDev>, ok: bool) {
+        if !ok {
+            pr_warn!("local disk flush failed\n");
+        }
+        // `_lower` is not the last reference: the ack thread keeps one until the flush ends.
+        self.writes.flush_finished();
+    }
+}
+
+/// The backing devices of `conn`'s volumes whose `disk-flushes` is on.
+fn flush_targets(conn: &Connection) -> KVec<Arc<BlockDev>> {
+    let mut out = KVec::new();
+    let devices: KVec<Arc<crate::device::Device>> = {
+        let rs = conn.resource.state.lock();
+        let mut v = KVec::new();
+        for d in rs.devices() {
+            if v.push(d.clone(), GFP_KERNEL).is_err() {
+                break;
+            }
+        }
+        v
+    };
+    for dev in devices.iter() {
+        let st = dev.state.lock();
+        if let Some(b) = st.backing.as_ref() {
+            if b.flushes_enabled() && out.push(b.data.clone(), GFP_KERNEL).is_err() {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Flushes `targets` without waiting; [`PeerWrites::flush_finished`] runs per bio.
+fn submit_flushes(writes: &Arc<PeerWrites>, targets: &[Arc<BlockDev>]) {
+    writes.flushes_started(targets.len());
+    for lower in targets {
+        let ctx = FlushRef {
+            writes: writes.clone(),
+        };
+        if let Err((ctx, _, _)) = crate::sys::peer_bio::submit_flush(lower.clone(), ctx) {
+            ctx.writes.flush_finished();
+        }
+    }
+}
+
+/// Sends the acks of finished peer writes, flushes finished epochs and acknowledges them,
+/// until the receiver stops it.
+fn ack_loop(conn: &Connection, link: &Link, writes: &Arc<PeerWrites>) {
+    // The devices being flushed: kept referenced until the flush ends.
+    let mut flushing: KVec<Arc<BlockDev>> = KVec::new();
+    while let Some(work) = writes.next_work() {
+        let (plan, ok, more) = match work {
+            Work::Ack(plan, ok, more) => (plan, ok, more),
+            Work::Flush => {
+                drop(core::mem::take(&mut flushing));
+                flushing = flush_targets(conn);
+                submit_flushes(writes, &flushing);
+                continue;
+            }
+            Work::BarrierAck { barrier, set_size } => {
+                if let Some(b) = crate::barrier::encode_ack(barrier, set_size) {
+                    // A failed send means the link is going down.
+                    let _ = link.send_meta(wire::P_BARRIER_ACK, 0, &b);
+                }
+                continue;
+            }
+        };
         let cmd = if ok { plan.on_ok } else { plan.on_fail };
         if let Some(cmd) = cmd {
             // A failed send means the link is going down; the slot is freed anyway.

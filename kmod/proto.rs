@@ -59,3 +59,7 @@ pub(crate) mod verify;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/resize.rs"]
 pub(crate) mod resize;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/epoch.rs"]
+pub(crate) mod epoch;

@@ -14,7 +14,7 @@
 use crate::connection::{Connection, PeerDev};
 use crate::device::Device;
 use crate::packet;
-use crate::peer_write::{AckPlan, PeerWriter, PeerWrites};
+use crate::peer_write::{AckPlan, EpochOrder, PeerWriter, PeerWrites};
 use crate::proto::helper::Helper;
 use crate::proto::wire::{BlockAck, DataHeader, DrbdState, Header, HeaderKind, Uuids110};
 use crate::proto::{state, uuid, wire};
@@ -25,9 +25,9 @@ use crate::sys::bio::{SharedCompletion, UpperBio};
 use crate::sys::peer_bio::{PageBuf, WriteFlags};
 use crate::sys::socket::Socket;
 use core::sync::atomic::{AtomicU32, Ordering};
+use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex, SpinLock};
-use kernel::{new_mutex, new_spinlock};
+use kernel::sync::{Arc, Mutex};
 
 /// Largest data payload accepted from a peer.
 const MAX_DATA_PAYLOAD: u32 = crate::sys::bdev::MAX_XFER as u32;
@@ -47,17 +47,16 @@ pub(crate) struct Link {
     pub(crate) meta: Arc<Socket>,
     /// Agreed protocol version.
     pub(crate) version: u32,
-    /// Serialises senders on the data stream (one packet at a time).
+    /// Serialises senders on the data stream (one packet at a time; writes and barriers keep
+    /// it while they pick their epoch).
     #[pin]
-    data_tx: Mutex<()>,
+    pub(crate) data_tx: Mutex<()>,
     /// Serialises senders on the meta stream.
     #[pin]
     meta_tx: Mutex<()>,
-    /// Mirrored writes the peer has not confirmed as written (`P_WRITE_ACK`), by slot
-    /// (`block_id = slot + 1`). Kept for every protocol: a write still listed when the link
-    /// fails may be missing on the peer and is marked out of sync.
+    /// Mirrored writes and empty flushes the peer has not confirmed as stable (barrier ack).
     #[pin]
-    pending: SpinLock<KVec<Option<Pending>>>,
+    pub(crate) tl: crate::transfer_log::TransferLog,
     /// Resync chunks sent and not acknowledged yet.
     pub(crate) rs_in_flight: AtomicU32,
     /// Sequence numbers of data packets.
@@ -65,16 +64,6 @@ pub(crate) struct Link {
     /// Online verify on this link (`crate::verify`).
     #[pin]
     pub(crate) ov: crate::verify::LinkVerify,
-}
-
-/// A mirrored write waiting for the peer's `P_WRITE_ACK`.
-struct Pending {
-    req: Arc<SharedCompletion>,
-    /// The upper bio still waits for the peer (protocol B until `P_RECV_ACK`, C until
-    /// `P_WRITE_ACK`; never for A).
-    holds_part: bool,
-    /// When the write was handed to the link (`ktime` ms), for the ko-count check.
-    since_ms: i64,
 }
 
 /// Monotonic milliseconds (any context).
@@ -85,14 +74,15 @@ pub(crate) fn now_ms() -> i64 {
 impl Link {
     /// Wraps two handshaken streams.
     pub(crate) fn new(data: Arc<Socket>, meta: Arc<Socket>, version: u32) -> Result<Arc<Self>> {
+        let tl = crate::transfer_log::TransferLog::new()?;
         Arc::pin_init(
-            pin_init!(Self {
+            try_pin_init!(Self {
                 data,
                 meta,
                 version,
                 data_tx <- new_mutex!((), "Link::data_tx"),
                 meta_tx <- new_mutex!((), "Link::meta_tx"),
-                pending <- new_spinlock!(KVec::new(), "Link::pending"),
+                tl <- tl,
                 rs_in_flight: AtomicU32::new(0),
                 seq: AtomicU32::new(1),
                 ov <- crate::verify::LinkVerify::new(),
@@ -152,65 +142,13 @@ impl Link {
         packet::send_corked(&self.meta, self.kind(), cmd, volume, &[payload], more)
     }
 
-    fn add_pending(&self, req: &Arc<SharedCompletion>, holds_part: bool) -> Result<u64> {
-        let entry = Pending {
-            req: req.clone(),
-            holds_part,
-            since_ms: now_ms(),
-        };
-        let mut pending = self.pending.lock();
-        if let Some((i, slot)) = pending.iter_mut().enumerate().find(|(_, s)| s.is_none()) {
-            *slot = Some(entry);
-            return Ok(i as u64 + 1);
-        }
-        pending.push(Some(entry), GFP_ATOMIC)?;
-        Ok(pending.len() as u64)
-    }
-
-    fn take_pending(&self, id: u64) -> Option<Pending> {
-        let index = usize::try_from(id.checked_sub(1)?).ok()?;
-        self.pending.lock().get_mut(index)?.take()
-    }
-
-    /// How long (ms, at `now`) the oldest write the peer has not confirmed has waited.
-    pub(crate) fn oldest_pending_ms(&self, now: i64) -> Option<i64> {
-        let pending = self.pending.lock();
-        let oldest = pending.iter().flatten().map(|p| p.since_ms).min()?;
-        Some(now.saturating_sub(oldest))
-    }
-
-    /// The peer received write `id` (`P_RECV_ACK`): returns the request if the upper bio was
-    /// waiting for that; the entry stays until the write is confirmed.
-    fn release_part(&self, id: u64) -> Option<Arc<SharedCompletion>> {
-        let index = usize::try_from(id.checked_sub(1)?).ok()?;
-        let mut pending = self.pending.lock();
-        let entry = pending.get_mut(index)?.as_mut()?;
-        if !entry.holds_part {
-            return None;
-        }
-        entry.holds_part = false;
-        Some(entry.req.clone())
-    }
-
-    /// Marks every write the peer has not confirmed out of sync and completes those still
-    /// waiting for it (the link is gone; the local write decides the result, and the data
-    /// generation changed, so the peer resyncs these blocks later).
-    pub(crate) fn fail_pending(&self) {
-        loop {
-            let next = {
-                let mut pending = self.pending.lock();
-                pending.iter_mut().find_map(|s| s.take())
-            };
-            match next {
-                Some(p) => {
-                    p.req.mark_out_of_sync();
-                    if p.holds_part {
-                        p.req.part_done(true);
-                    }
-                }
-                None => break,
-            }
-        }
+    /// Sends `P_BARRIER(barrier)`; the caller holds `data_tx`.
+    pub(crate) fn send_barrier_locked(&self, barrier: u32) -> Result {
+        let mut b = [0u8; wire::Barrier::SIZE];
+        wire::Barrier { barrier }
+            .encode(&mut b)
+            .map_err(|_| EINVAL)?;
+        packet::send_corked(&self.data, self.kind(), wire::P_BARRIER, 0, &[&b], true)
     }
 }
 
@@ -612,6 +550,16 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
             Err(e) if e == EINVAL => return Stop::Protocol,
             Err(_) => return Stop::Broken,
         };
+        if h.cmd == wire::P_BARRIER {
+            // Ends an epoch; the writes go on (the ack thread acknowledges it).
+            let Some(barrier) = crate::barrier::decode_barrier(&payload) else {
+                return Stop::Protocol;
+            };
+            if writer.writes.barrier(barrier).is_none() {
+                return Stop::Broken;
+            }
+            continue;
+        }
         // State follows data: apply it only once the writes before it are on disk.
         writer.writes.drain();
         let result = match h.cmd {
@@ -871,7 +819,16 @@ fn on_data(
         preflush: dh.dp_flags & wire::DP_FLUSH != 0,
         fua: dh.dp_flags & wire::DP_FUA != 0,
     };
-    let slot = writes.reserve(plan, flags.preflush).ok_or(Stop::Broken)?;
+    let order = if cmd == wire::P_RS_DATA_REPLY {
+        EpochOrder::None
+    } else if dh.dp_flags & wire::DP_SEND_WRITE_ACK != 0 {
+        EpochOrder::Member
+    } else {
+        EpochOrder::AfterEarlierEpochs
+    };
+    let slot = writes
+        .reserve(plan, flags.preflush, order)
+        .ok_or(Stop::Broken)?;
     let mut buf = match PageBuf::alloc(size as usize) {
         Ok(b) => b,
         Err(_) => {
@@ -915,19 +872,19 @@ pub(crate) fn on_ack(
     };
     match cmd {
         wire::P_RECV_ACK if ack.block_id != 0 => {
-            if let Some(req) = link.release_part(ack.block_id) {
+            if let Some(req) = link.tl.received(ack.block_id) {
                 req.part_done(true);
             }
             true
         }
         wire::P_WRITE_ACK | wire::P_NEG_ACK if ack.block_id != 0 => {
-            if let Some(p) = link.take_pending(ack.block_id) {
+            if let Some(a) = link.tl.answered(ack.block_id) {
                 // A failed remote write leaves the peer out of date but the local write decides.
                 if cmd == wire::P_NEG_ACK {
-                    p.req.mark_out_of_sync();
+                    a.req.mark_out_of_sync();
                 }
-                if p.holds_part {
-                    p.req.part_done(true);
+                if let Some(req) = a.waiting {
+                    req.part_done(true);
                 }
             }
             if cmd == wire::P_NEG_ACK {
@@ -1018,7 +975,7 @@ pub(crate) fn mirror_write(
     let parts = 2 + u32::from(wait_for_peer);
     let req = {
         let _noio = crate::sys::misc::NoIoScope::enter();
-        match SharedCompletion::new(bio, parts, dev.clone(), al) {
+        match SharedCompletion::new(bio, parts, dev.clone(), al, Some(link.tl.clock.clone())) {
             Ok(r) => r,
             Err(bio) => {
                 dev.lower_done();
@@ -1027,10 +984,10 @@ pub(crate) fn mirror_write(
             }
         }
     };
-    // Every protocol tracks the write until the peer confirms it on disk.
+    // Every protocol keeps the write in the transfer log until its epoch is acknowledged.
     let block_id = {
         let _noio = crate::sys::misc::NoIoScope::enter();
-        link.add_pending(&req, wait_for_peer).unwrap_or(0)
+        link.tl.add(&req, wait_for_peer)
     };
     if block_id == 0 {
         // Untracked (no memory): do not wait for the peer, resync these blocks later.
@@ -1038,45 +995,52 @@ pub(crate) fn mirror_write(
         if wait_for_peer {
             req.part_done(true);
         }
-    } else {
-        dp_flags |= wire::DP_SEND_WRITE_ACK;
-        if protocol == 2 {
-            dp_flags |= wire::DP_SEND_RECEIVE_ACK;
-        }
+    }
+    // The answer the completion needs: the write (C) or its receipt (B); A needs none.
+    if block_id != 0 {
+        dp_flags |= match protocol {
+            3 => wire::DP_SEND_WRITE_ACK,
+            2 => wire::DP_SEND_RECEIVE_ACK,
+            _ => 0,
+        };
     }
     req.submit_local(lower);
-    let dh = DataHeader {
-        sector,
-        block_id,
-        seq_num: link.seq.fetch_add(1, Ordering::Relaxed),
-        dp_flags,
-    };
-    let mut hb = [0u8; DataHeader::SIZE];
-    let sent = dh.encode(&mut hb).is_ok() && {
+    let sent = {
         let _guard = link.data_tx.lock();
-        let header = Header {
-            kind: link.kind(),
-            cmd: wire::P_DATA,
-            length: DataHeader::SIZE as u32 + len,
-            volume: dev.volume as u16,
-        };
-        let mut h = [0u8; 16];
-        match header.encode(&mut h) {
-            Ok(n) => {
-                link.data.send_parts(&[&h[..n], &hb], true).is_ok()
-                    && req
-                        .send_payload(&link.data, wait_for_peer && block_id != 0)
-                        .is_ok()
-            }
-            Err(_) => false,
-        }
+        link.tl
+            .open_write(block_id, max_epoch_size(conn))
+            .and_then(|plan| match plan.barrier {
+                Some(b) => link.send_barrier_locked(b),
+                None => Ok(()),
+            })
+            .and_then(|()| {
+                let dh = DataHeader {
+                    sector,
+                    block_id,
+                    seq_num: link.seq.fetch_add(1, Ordering::Relaxed),
+                    dp_flags,
+                };
+                let mut hb = [0u8; DataHeader::SIZE];
+                dh.encode(&mut hb).map_err(|_| EINVAL)?;
+                let header = Header {
+                    kind: link.kind(),
+                    cmd: wire::P_DATA,
+                    length: DataHeader::SIZE as u32 + len,
+                    volume: dev.volume as u16,
+                };
+                let mut h = [0u8; 16];
+                let n = header.encode(&mut h).map_err(|_| EINVAL)?;
+                link.data.send_parts(&[&h[..n], &hb], true)?;
+                req.send_payload(&link.data, wait_for_peer && block_id != 0)
+            })
+            .is_ok()
     };
     if !sent {
         // The link broke: the peer will resync these blocks; the local write decides the result.
         req.mark_out_of_sync();
-        if let Some(p) = link.take_pending(block_id) {
-            if p.holds_part {
-                p.req.part_done(true);
+        if let Some((r, waiting)) = link.tl.remove(block_id) {
+            if waiting {
+                r.part_done(true);
             }
         }
         link.data.shutdown();
@@ -1086,4 +1050,9 @@ pub(crate) fn mirror_write(
         );
     }
     req.part_done(true);
+}
+
+/// The connection's `max-epoch-size`.
+fn max_epoch_size(conn: &Connection) -> u32 {
+    conn.state.lock().net.max_epoch_size
 }

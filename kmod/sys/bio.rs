@@ -151,6 +151,10 @@ pub(crate) struct SharedCompletion {
     /// Activity-log extents held until the request is finished towards every peer (released
     /// when the last reference goes, in any context).
     _al: Option<crate::activity_log::AlRef>,
+    /// The link's epoch clock, told at the upward completion (mirrored writes only).
+    clock: Option<kernel::sync::Arc<crate::transfer_log::EpochClock>>,
+    /// The epoch the write was sent in ([`crate::transfer_log::stamp`]; 0 = not sent).
+    epoch: core::sync::atomic::AtomicU64,
 }
 
 // SAFETY: the cell is only accessed by the single caller that finishes the last part.
@@ -165,6 +169,7 @@ impl SharedCompletion {
         parts: u32,
         device: kernel::sync::Arc<crate::device::Device>,
         al: Option<crate::activity_log::AlRef>,
+        clock: Option<kernel::sync::Arc<crate::transfer_log::EpochClock>>,
     ) -> Result<kernel::sync::Arc<Self>, UpperBio> {
         let raw = upper.ptr;
         let (sector, len) = (upper.sector(), upper.size());
@@ -176,6 +181,8 @@ impl SharedCompletion {
             failed: core::sync::atomic::AtomicBool::new(false),
             device,
             _al: al,
+            clock,
+            epoch: core::sync::atomic::AtomicU64::new(0),
         };
         kernel::sync::Arc::new(value, kernel::alloc::flags::GFP_KERNEL)
             // INVARIANT: allocation failed before anyone could see the value; give it back.
@@ -190,6 +197,12 @@ impl SharedCompletion {
             .mark(self.sector, u64::from(self.len));
     }
 
+    /// The write was sent in the epoch `stamp` stands for (before the submitter's part ends).
+    pub(crate) fn set_epoch(&self, stamp: u64) {
+        self.epoch
+            .store(stamp, core::sync::atomic::Ordering::Release);
+    }
+
     /// One part finished (any context).
     pub(crate) fn part_done(&self, ok: bool) {
         if !ok {
@@ -201,6 +214,10 @@ impl SharedCompletion {
             .fetch_sub(1, core::sync::atomic::Ordering::AcqRel)
             == 1
         {
+            // Before the upper bio ends: a write issued after it must land in a later epoch.
+            if let Some(clock) = &self.clock {
+                clock.note(self.epoch.load(core::sync::atomic::Ordering::Acquire));
+            }
             // SAFETY: we brought `remaining` to zero, so nobody else touches the cell.
             let upper = unsafe { (*self.upper.get()).take() };
             if let Some(upper) = upper {

@@ -67,6 +67,16 @@ impl PageBuf {
         })
     }
 
+    /// A buffer without pages (the payload of a flush).
+    pub(crate) fn empty() -> Self {
+        // INVARIANT: no pages, no segments.
+        Self {
+            _pages: KVec::new(),
+            segments: KVec::new(),
+            len: 0,
+        }
+    }
+
     /// Fills the whole buffer from `sock`; fails on end of stream, error or timeout.
     pub(crate) fn recv(&mut self, sock: &Socket) -> Result {
         // SAFETY: a zeroed msghdr is valid; the iterator covers our own pages (invariant),
@@ -183,6 +193,23 @@ pub(crate) fn submit_write<T: WriteDone>(
         | if flags.preflush { REQ_PREFLUSH } else { 0 };
     let len = buf.len;
     submit_io(lower, sector, buf, len, opf, ctx)
+}
+
+/// Flushes the volatile cache of `lower` (an empty `PREFLUSH` write) without waiting;
+/// `ctx.done` runs at completion.
+#[allow(clippy::type_complexity)]
+pub(crate) fn submit_flush<T: WriteDone>(
+    lower: Arc<BlockDev>,
+    ctx: T,
+) -> Result<(), (T, PageBuf, Arc<BlockDev>)> {
+    submit_io(
+        lower,
+        0,
+        PageBuf::empty(),
+        0,
+        REQ_OP_WRITE | REQ_SYNC | REQ_PREFLUSH,
+        ctx,
+    )
 }
 
 /// Reads the first `len` bytes of `buf` from `sector` of `lower` without waiting; `ctx.done`

@@ -39,11 +39,25 @@ fn features(sender: u32, receiver: u32) -> String {
     esc(&p)
 }
 
+/// h100 header (protocol 100 and later): magic 0x8620ec20, volume, command, 32-bit length, pad.
+fn h100(cmd: u16, len: u32) -> String {
+    let mut b = vec![0x86, 0x20, 0xec, 0x20, 0, 0];
+    b.extend_from_slice(&cmd.to_be_bytes());
+    b.extend_from_slice(&len.to_be_bytes());
+    b.extend_from_slice(&[0; 4]);
+    esc(&b)
+}
+
 /// Opens the data stream (`P_INITIAL_DATA`) and the meta stream (`P_INITIAL_META`) to node0
 /// and sends `data_tail` on the data stream after the initial packet.
 fn fake_streams(n: &Node, target: &str, data_tail: &str) {
+    fake_streams_with_meta(n, target, data_tail, "");
+}
+
+/// As [`fake_streams`], and sends `meta_tail` on the meta stream after its initial packet.
+fn fake_streams_with_meta(n: &Node, target: &str, data_tail: &str, meta_tail: &str) {
     let data = format!("{}{}", h80(0xfff2, 0), data_tail);
-    let meta = h80(0xfff1, 0);
+    let meta = format!("{}{}", h80(0xfff1, 0), meta_tail);
     n.run(&format!(
         "(printf '{data}'; sleep 3) | timeout 6 nc {target} 7789 >/dev/null 2>&1 & \
          sleep 0.5; (printf '{meta}'; sleep 3) | timeout 6 nc {target} 7789 >/dev/null 2>&1; wait"
@@ -108,6 +122,24 @@ fn fake_peer_is_refused_and_the_device_keeps_working() {
         ),
     );
     primary_still_serves(a, "garbage after the handshake");
+
+    // A good handshake, then a barrier ack for an epoch that was never sent (P_BARRIER_ACK,
+    // barrier 99, set_size 1) on the meta stream.
+    let ack: Vec<u8> = [99u32, 1].iter().flat_map(|v| v.to_be_bytes()).collect();
+    fake_streams_with_meta(
+        b,
+        &ip_a,
+        &format!("{}{}", h80(0xfffe, 72), features(1, 0)),
+        &format!("{}{}", h100(0x1c, 8), esc(&ack)),
+    );
+    primary_still_serves(a, "a barrier ack for an unknown epoch");
+    let log = a.run("dmesg");
+    assert!(
+        log.stdout
+            .contains("barrier ack #99 received, expected none"),
+        "the bogus barrier ack was not refused:\n{}",
+        log.stdout
+    );
 
     // The genuine peer still connects and syncs.
     b.run_ok("modprobe drbd");

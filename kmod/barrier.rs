@@ -1,0 +1,163 @@
+//! Barriers on the Primary's side: ending epochs (`P_BARRIER`) when the link goes idle and
+//! on empty flushes, and the peer's `P_BARRIER_ACK`. The epoch rules are in
+//! `proto::epoch`; the transfer log they release is `crate::transfer_log`.
+
+use crate::connection::Connection;
+use crate::device::Device;
+use crate::proto::epoch::EpochError;
+use crate::proto::wire::{self, BarrierAck};
+use crate::replication::Link;
+use crate::sys::bdev::BlockDev;
+use crate::sys::bio::{SharedCompletion, UpperBio};
+use crate::sys::thread::{should_stop, KThread};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// How often the idle closer looks at the open epoch (ms).
+const IDLE_TICK_MS: u32 = 5;
+
+/// Starts the thread that ends an epoch once the link has gone quiet, so the peer
+/// acknowledges the last writes (and the transfer log releases them) without waiting for
+/// the next write.
+pub(crate) fn start_idle_closer(conn: &Arc<Connection>, link: &Arc<Link>) -> Result<KThread> {
+    let (c, l) = (conn.clone(), link.clone());
+    let name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_s_{}", conn.resource.name))?;
+    KThread::spawn(&name, move || idle_closer(&c, &l))
+}
+
+/// Closes the open epoch when one of its writes completed upward or when it did not grow
+/// for one tick.
+fn idle_closer(conn: &Connection, link: &Link) {
+    let mut last = (0, 0);
+    while !should_stop() && !conn.is_stopping() {
+        crate::sys::misc::sleep_ms(IDLE_TICK_MS);
+        let open = link.tl.open_epoch();
+        if open.1 == 0 {
+            continue;
+        }
+        let completed = link.tl.clock.completed() == Some(open.0);
+        if !completed && open != last {
+            last = open;
+            continue;
+        }
+        let sent = {
+            let _guard = link.data_tx.lock();
+            match link.tl.close(None) {
+                Ok((Some(b), _)) => link.send_barrier_locked(b),
+                Ok((None, _)) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        if sent.is_err() {
+            // The link is failing; its watcher tears it down.
+            link.data.shutdown();
+            return;
+        }
+    }
+}
+
+/// An empty flush (`PREFLUSH` without data) on a Primary that mirrors to `link`: flushes
+/// the local disk and ends the open epoch, and completes only once the peer acknowledged
+/// every epoch sent so far, i.e. once the peer has all completed writes stable too.
+pub(crate) fn mirror_flush(dev: &Arc<Device>, bio: UpperBio, lower: &BlockDev, link: &Link) {
+    // Parts: the local flush, the peer's barrier ack, and this submitter.
+    let req = {
+        let _noio = crate::sys::misc::NoIoScope::enter();
+        match SharedCompletion::new(bio, 3, dev.clone(), None, None) {
+            Ok(r) => r,
+            Err(bio) => {
+                dev.lower_done();
+                bio.end(crate::sys::bio::STATUS_IOERR);
+                return;
+            }
+        }
+    };
+    let id = {
+        let _noio = crate::sys::misc::NoIoScope::enter();
+        link.tl.add(&req, true)
+    };
+    req.submit_local(lower);
+    if id == 0 {
+        // No memory to wait for the peer: the local flush decides.
+        req.part_done(true);
+        req.part_done(true);
+        return;
+    }
+    let outcome = {
+        let _guard = link.data_tx.lock();
+        link.tl.close(Some(id)).and_then(|(barrier, wait)| {
+            if let Some(b) = barrier {
+                link.send_barrier_locked(b)?;
+            }
+            Ok(wait)
+        })
+    };
+    match outcome {
+        Ok(true) => {}
+        Ok(false) => {
+            // Nothing unacknowledged: the peer has every completed write stable already.
+            if let Some((r, true)) = link.tl.remove(id) {
+                r.part_done(true);
+            }
+        }
+        Err(_) => {
+            // The link fails; tearing it down completes the flush (`fail_all`).
+            link.data.shutdown();
+        }
+    }
+    req.part_done(true);
+}
+
+/// `P_BARRIER_ACK` on the meta stream; `false` = protocol violation (the link is dropped).
+pub(crate) fn on_barrier_ack(conn: &Connection, link: &Link, payload: &[u8]) -> bool {
+    let Ok(ack) = BarrierAck::decode(payload) else {
+        return false;
+    };
+    match link.tl.barrier_acked(ack.barrier, ack.set_size) {
+        Ok(()) => true,
+        Err(EpochError::WrongSetSize { sent, .. }) => {
+            pr_err!(
+                "{}: barrier ack #{} counts {} writes, {} were sent in that epoch\n",
+                conn.resource.name,
+                ack.barrier,
+                ack.set_size,
+                sent
+            );
+            false
+        }
+        Err(EpochError::UnexpectedAck { expected, .. }) => {
+            pr_err!(
+                "{}: barrier ack #{} received, expected {}\n",
+                conn.resource.name,
+                ack.barrier,
+                ExpectedBarrier(expected)
+            );
+            false
+        }
+        Err(EpochError::Full) => false,
+    }
+}
+
+/// Formats the barrier an ack should have named.
+struct ExpectedBarrier(Option<u32>);
+
+impl core::fmt::Display for ExpectedBarrier {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(nr) => write!(f, "#{nr}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// Encodes a barrier ack (the peer's side sends it).
+pub(crate) fn encode_ack(barrier: u32, set_size: u32) -> Option<[u8; BarrierAck::SIZE]> {
+    let mut b = [0u8; BarrierAck::SIZE];
+    BarrierAck { barrier, set_size }.encode(&mut b).ok()?;
+    Some(b)
+}
+
+/// Decodes a `P_BARRIER` payload.
+pub(crate) fn decode_barrier(payload: &[u8]) -> Option<u32> {
+    wire::Barrier::decode(payload).ok().map(|b| b.barrier)
+}
