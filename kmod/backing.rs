@@ -55,6 +55,27 @@ impl Backing {
     pub(crate) fn flushes_enabled(&self) -> bool {
         self.disk_conf.flag(disk_conf::DISK_FLUSHES).unwrap_or(true)
     }
+
+    /// The write-ordering method this disk allows (DRBD's numbers: 0 none, 1 drain,
+    /// 2 flush). Epochs are always drained; `disk-drain no` only changes what is reported.
+    pub(crate) fn write_ordering(&self) -> u32 {
+        if self.flushes_enabled() {
+            2
+        } else if self.disk_conf.flag(disk_conf::DISK_DRAIN).unwrap_or(true) {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// Name of a write-ordering method, as the kernel log and `status` show it.
+pub(crate) fn write_ordering_name(method: u32) -> &'static str {
+    match method {
+        0 => "none",
+        1 => "drain",
+        _ => "flush",
+    }
 }
 
 /// An empty store of disk options (devices, index and size are kept by [`Backing`] itself).

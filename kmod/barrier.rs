@@ -150,6 +150,25 @@ impl core::fmt::Display for ExpectedBarrier {
     }
 }
 
+/// The resource's write-ordering method: the weakest one its attached disks allow (flush
+/// while none is attached). The caller holds `Resource::state`.
+pub(crate) fn write_ordering(rs: &crate::resource::ResourceState) -> u32 {
+    rs.devices()
+        .filter_map(|d| d.state.lock().backing.as_ref().map(|b| b.write_ordering()))
+        .min()
+        .unwrap_or(2)
+}
+
+/// Logs the resource's write-ordering method (after attach and disk-options).
+pub(crate) fn log_write_ordering(resource: &crate::resource::Resource) {
+    let method = write_ordering(&resource.state.lock());
+    pr_info!(
+        "{}: Method to ensure write ordering: {}\n",
+        resource.name,
+        crate::backing::write_ordering_name(method)
+    );
+}
+
 /// Encodes a barrier ack (the peer's side sends it).
 pub(crate) fn encode_ack(barrier: u32, set_size: u32) -> Option<[u8; BarrierAck::SIZE]> {
     let mut b = [0u8; BarrierAck::SIZE];

@@ -318,6 +318,11 @@ pub(crate) fn attach(
     st.disk_state = disk_state;
     events::device(&dev, &st, Kind::Change);
     drop(st);
+    pr_info!(
+        "{}: Method to ensure write ordering: {}\n",
+        dev.resource.name,
+        crate::backing::write_ordering_name(crate::barrier::write_ordering(&rs))
+    );
     crate::replication::local_change_locked(&rs);
     Ok(())
 }
@@ -334,7 +339,13 @@ pub(crate) fn change_disk_options(
         .backing
         .as_mut()
         .ok_or_else(|| fail!(ret::ERR_NO_DISK, "device has no disk (attach first)"))?;
+    let before = backing.write_ordering();
     backing.disk_conf = change(&backing.disk_conf)?;
+    let changed = backing.write_ordering() != before;
+    drop(st);
+    if changed {
+        crate::barrier::log_write_ordering(&dev.resource);
+    }
     Ok(())
 }
 

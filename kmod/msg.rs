@@ -204,8 +204,10 @@ pub(crate) fn resource_body(
     w.put_flag(resource_info::RES_FAIL_IO, false)?;
     w.nest_end(nest)?;
     let nest = w.nest_start(tla::RESOURCE_STATISTICS)?;
-    // Write ordering "flush" (2): flushes and FUA are passed to the backing device.
-    w.put_u32(resource_statistics::RES_STAT_WRITE_ORDERING, 2)?;
+    w.put_u32(
+        resource_statistics::RES_STAT_WRITE_ORDERING,
+        crate::barrier::write_ordering(rs),
+    )?;
     w.nest_end(nest)
 }
 

@@ -4,8 +4,10 @@
 //! (`P_RS_DATA_REPLY`), and the acknowledgements on the meta stream.
 //!
 //! Threads: the link thread reads the meta stream (acks, pings); a receiver thread reads the
-//! data stream and writes to the local disk synchronously, so writes are applied in the order
-//! the Primary sent them; a resync thread runs on the SyncSource while a sync is in progress.
+//! data stream and submits peer writes without waiting (`crate::peer_write`, whose ack thread
+//! answers them); `drbd_s_` closes idle epochs (`crate::barrier`); a resync thread runs on the
+//! SyncSource while a sync is in progress. Mirrored writes stay in the link's transfer log
+//! (`crate::transfer_log`) until their epoch is acknowledged.
 //!
 //! Write/resync ordering: the resync thread reads and sends a chunk under `Device::sync_lock`
 //! after draining in-flight local I/O, and the write path submits and sends under the same

@@ -23,7 +23,8 @@
 //!   the peer's `P_RECV_ACK`, C after the local write and `P_WRITE_ACK`.
 //!   Under A and B the write still asks for `P_WRITE_ACK` and keeps its
 //!   slot until it arrives, only to learn that the data is on the peer's
-//!   disk (DRBD uses barrier acks for that); the completion does not wait.
+//!   disk; the completion does not wait. (The kernel module learns that
+//!   from barrier acks instead, see `epoch`.)
 //! * A write the peer did not confirm when the link drops, or that it
 //!   answered with `P_NEG_ACK`, is marked out of sync; so is every write
 //!   while the peer does not replicate (disconnected, bitmaps not exchanged).

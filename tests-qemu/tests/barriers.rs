@@ -3,7 +3,7 @@
 //! For protocols C and A: every fsync on the Primary (an empty flush) ends an epoch, and the
 //! Secondary flushes its backing disk before it acknowledges the barrier, which the flush
 //! counter of the Secondary's disk shows; with `disk-flushes no` the Secondary only drains,
-//! and its disk sees no flushes. A random-write load with fsyncs keeps the connection up (a
+//! and its disk sees no flushes (status shows `write-ordering:drain`). A random-write load with fsyncs keeps the connection up (a
 //! barrier ack that did not match what was sent would drop it) and ends with identical
 //! replicas. The fake-peer test covers a bogus barrier ack.
 
@@ -57,7 +57,11 @@ fn round(c: &Cluster, protocol: &str) {
         "protocol {protocol}: 20 fsyncs on the Primary gave only {flushed} flushes on the Secondary"
     );
 
+    let wo = |n: &Node| n.run_ok("drbdsetup status r0 --verbose --statistics");
+    assert!(wo(b).contains("write-ordering:flush"), "{}", wo(b));
     b.run_ok("drbdsetup disk-options 1 --disk-flushes=no");
+    assert!(wo(b).contains("write-ordering:drain"), "{}", wo(b));
+    b.run_ok("dmesg | grep -q 'r0: Method to ensure write ordering: drain'");
     let drained = flushes_during_fsyncs(a, b, 20, 1024);
     println!("protocol {protocol}: with disk-flushes no, {drained} flushes on the Secondary");
     assert!(
