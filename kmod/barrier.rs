@@ -41,9 +41,9 @@ fn idle_closer(conn: &Connection, link: &Link) {
             continue;
         }
         let sent = {
-            let _guard = link.data_tx.lock();
+            let _guard = link.lock_data();
             match link.tl.close(None) {
-                Ok((Some(b), _)) => link.send_barrier_locked(b),
+                Ok((Some(b), _)) => link.send_barrier_locked(b, false),
                 Ok((None, _)) => Ok(()),
                 Err(e) => Err(e),
             }
@@ -84,10 +84,10 @@ pub(crate) fn mirror_flush(dev: &Arc<Device>, bio: UpperBio, lower: &BlockDev, l
         return;
     }
     let outcome = {
-        let _guard = link.data_tx.lock();
+        let _guard = link.lock_data();
         link.tl.close(Some(id)).and_then(|(barrier, wait)| {
             if let Some(b) = barrier {
-                link.send_barrier_locked(b)?;
+                link.send_barrier_locked(b, false)?;
             }
             Ok(wait)
         })

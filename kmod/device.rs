@@ -78,8 +78,9 @@ pub(crate) struct Device {
     pub(crate) inflight: AtomicUsize,
     /// Statistics.
     pub(crate) counters: DeviceCounters,
-    /// Orders mirrored writes against resync reads (see `replication.rs`); holds the chunk
-    /// the resync reads ahead, which a mirrored write that overlaps it spoils.
+    /// Orders mirrored writes against resync reads (see `replication.rs`; held briefly by a
+    /// write, not across its send); holds the chunk the resync reads ahead, which a mirrored
+    /// write that overlaps it spoils.
     #[pin]
     pub(crate) sync_lock: Mutex<crate::proto::resync_order::ReadAhead>,
     /// Blocks the peer does not have (spinlock: set from the I/O path).
@@ -226,9 +227,16 @@ impl Device {
                 self.counters
                     .written_kib
                     .fetch_add(u64::from(bio.size()) / 1024, Ordering::Relaxed);
-                let mut order = self.sync_lock.lock();
-                order.note_write(bio.sector(), u64::from(bio.size()) / 512);
-                let Some(lower) = self.start_lower_io() else {
+                // Ordering against the resync: a chunk whose read started before this note
+                // is dropped (`ReadAhead`); one whose read starts later drains this write's
+                // local part first (it is counted in flight under the same lock), so it reads
+                // the new data. Either way the send itself need not hold the lock.
+                let lower = {
+                    let mut order = self.sync_lock.lock();
+                    order.note_write(bio.sector(), u64::from(bio.size()) / 512);
+                    self.start_lower_io()
+                };
+                let Some(lower) = lower else {
                     bio.end(STATUS_IOERR);
                     return;
                 };

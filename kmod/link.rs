@@ -221,7 +221,7 @@ fn establish(
     // request is overdue for ko-count timeouts) or by `disconnect`; the socket's own send
     // timeout is only the last resort when ko-count is 0.
     data.set_send_timeout(send_timeout_ms(net));
-    Ok(Link::new(data, meta, version)?)
+    Ok(Link::new(data, meta, version, net.max_epoch_size)?)
 }
 
 /// Send timeout of an established data stream: past the point where `watch` expels the

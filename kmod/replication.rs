@@ -9,9 +9,10 @@
 //! SyncSource while a sync is in progress. Mirrored writes stay in the link's transfer log
 //! (`crate::transfer_log`) until their epoch is acknowledged.
 //!
-//! Write/resync ordering: the resync thread reads and sends a chunk under `Device::sync_lock`
-//! after draining in-flight local I/O, and the write path submits and sends under the same
-//! lock, so a chunk read can never overtake a newer application write on the wire.
+//! Write/resync ordering: a mirrored write notes its range and counts its local part in flight
+//! under `Device::sync_lock`; the resync thread drains local I/O and starts a chunk's read
+//! under the same lock, and drops a chunk that a write noted after its read started. So a
+//! chunk sent to the peer never holds data older than a write it could overtake.
 
 use crate::connection::{Connection, PeerDev};
 use crate::device::Device;
@@ -50,9 +51,12 @@ pub(crate) struct Link {
     /// Agreed protocol version.
     pub(crate) version: u32,
     /// Serialises senders on the data stream (one packet at a time; writes and barriers keep
-    /// it while they pick their epoch).
+    /// it while they pick their epoch). Take it with [`Link::lock_data`].
     #[pin]
-    pub(crate) data_tx: Mutex<()>,
+    data_tx: Mutex<()>,
+    /// Senders waiting for `data_tx`: while there are, a packet stays corked for the next one,
+    /// so concurrent writes share TCP segments.
+    tx_waiting: AtomicU32,
     /// Serialises senders on the meta stream.
     #[pin]
     meta_tx: Mutex<()>,
@@ -63,6 +67,8 @@ pub(crate) struct Link {
     pub(crate) rs_in_flight: AtomicU32,
     /// Sequence numbers of data packets.
     seq: AtomicU32,
+    /// `max-epoch-size` when the link was established.
+    pub(crate) max_epoch_size: u32,
     /// Online verify on this link (`crate::verify`).
     #[pin]
     pub(crate) ov: crate::verify::LinkVerify,
@@ -75,7 +81,12 @@ pub(crate) fn now_ms() -> i64 {
 
 impl Link {
     /// Wraps two handshaken streams.
-    pub(crate) fn new(data: Arc<Socket>, meta: Arc<Socket>, version: u32) -> Result<Arc<Self>> {
+    pub(crate) fn new(
+        data: Arc<Socket>,
+        meta: Arc<Socket>,
+        version: u32,
+        max_epoch_size: u32,
+    ) -> Result<Arc<Self>> {
         let tl = crate::transfer_log::TransferLog::new()?;
         Arc::pin_init(
             try_pin_init!(Self {
@@ -83,10 +94,12 @@ impl Link {
                 meta,
                 version,
                 data_tx <- new_mutex!((), "Link::data_tx"),
+                tx_waiting: AtomicU32::new(0),
                 meta_tx <- new_mutex!((), "Link::meta_tx"),
                 tl <- tl,
                 rs_in_flight: AtomicU32::new(0),
                 seq: AtomicU32::new(1),
+                max_epoch_size,
                 ov <- crate::verify::LinkVerify::new(),
             }),
             GFP_KERNEL,
@@ -98,10 +111,32 @@ impl Link {
         HeaderKind::for_version(self.version)
     }
 
+    /// Takes the data stream (counted as waiting until it has it).
+    pub(crate) fn lock_data(
+        &self,
+    ) -> kernel::sync::lock::Guard<'_, (), kernel::sync::lock::mutex::MutexBackend> {
+        self.tx_waiting.fetch_add(1, Ordering::AcqRel);
+        let guard = self.data_tx.lock();
+        self.tx_waiting.fetch_sub(1, Ordering::AcqRel);
+        guard
+    }
+
+    /// Another sender waits for the data stream: the packet being sent may stay corked.
+    pub(crate) fn sender_waiting(&self) -> bool {
+        self.tx_waiting.load(Ordering::Acquire) > 0
+    }
+
     /// Sends a packet on the data stream.
     pub(crate) fn send_data(&self, cmd: u16, volume: u16, parts: &[&[u8]]) -> Result {
-        let _guard = self.data_tx.lock();
-        packet::send(&self.data, self.kind(), cmd, volume, parts)
+        let _guard = self.lock_data();
+        packet::send_corked(
+            &self.data,
+            self.kind(),
+            cmd,
+            volume,
+            parts,
+            self.sender_waiting(),
+        )
     }
 
     /// Sends a packet on the data stream whose payload is `head` followed by the first `len`
@@ -122,9 +157,9 @@ impl Link {
         };
         let mut h = [0u8; 16];
         let n = header.encode(&mut h).map_err(|_| EINVAL)?;
-        let _guard = self.data_tx.lock();
+        let _guard = self.lock_data();
         self.data.send_parts(&[&h[..n], head], true)?;
-        buf.send(&self.data, len, false)
+        buf.send(&self.data, len, self.sender_waiting())
     }
 
     /// Sends a packet on the meta stream.
@@ -144,13 +179,15 @@ impl Link {
         packet::send_corked(&self.meta, self.kind(), cmd, volume, &[payload], more)
     }
 
-    /// Sends `P_BARRIER(barrier)`; the caller holds `data_tx`.
-    pub(crate) fn send_barrier_locked(&self, barrier: u32) -> Result {
+    /// Sends `P_BARRIER(barrier)`; the caller holds `data_tx`. `more`: a packet follows at once
+    /// (the barrier stays corked until it; otherwise it would wait for the cork timeout).
+    pub(crate) fn send_barrier_locked(&self, barrier: u32, more: bool) -> Result {
+        let more = more || self.sender_waiting();
         let mut b = [0u8; wire::Barrier::SIZE];
         wire::Barrier { barrier }
             .encode(&mut b)
             .map_err(|_| EINVAL)?;
-        packet::send_corked(&self.data, self.kind(), wire::P_BARRIER, 0, &[&b], true)
+        packet::send_corked(&self.data, self.kind(), wire::P_BARRIER, 0, &[&b], more)
     }
 }
 
@@ -950,9 +987,9 @@ pub(crate) fn write_target(dev: &Device) -> WritePath {
     WritePath::Degraded
 }
 
-/// Mirrors a write: local submission and `P_DATA` to the peer (the caller holds the device's
-/// ordering lock and counted the local request in flight); completion per the protocol
-/// (A: when sent, C: when the peer acknowledged the write).
+/// Mirrors a write: local submission and `P_DATA` to the peer (the caller noted the write
+/// under the device's ordering lock and counted the local request in flight); completion per
+/// the protocol (A: when sent, B: when received, C: when the peer wrote it).
 pub(crate) fn mirror_write(
     dev: &Arc<Device>,
     bio: UpperBio,
@@ -1008,11 +1045,11 @@ pub(crate) fn mirror_write(
     }
     req.submit_local(lower);
     let sent = {
-        let _guard = link.data_tx.lock();
+        let _guard = link.lock_data();
         link.tl
-            .open_write(block_id, max_epoch_size(conn))
+            .open_write(block_id, link.max_epoch_size)
             .and_then(|plan| match plan.barrier {
-                Some(b) => link.send_barrier_locked(b),
+                Some(b) => link.send_barrier_locked(b, true),
                 None => Ok(()),
             })
             .and_then(|()| {
@@ -1033,7 +1070,11 @@ pub(crate) fn mirror_write(
                 let mut h = [0u8; 16];
                 let n = header.encode(&mut h).map_err(|_| EINVAL)?;
                 link.data.send_parts(&[&h[..n], &hb], true)?;
-                req.send_payload(&link.data, wait_for_peer && block_id != 0)
+                req.send_payload(
+                    &link.data,
+                    wait_for_peer && block_id != 0,
+                    link.sender_waiting(),
+                )
             })
             .is_ok()
     };
@@ -1052,9 +1093,4 @@ pub(crate) fn mirror_write(
         );
     }
     req.part_done(true);
-}
-
-/// The connection's `max-epoch-size`.
-fn max_epoch_size(conn: &Connection) -> u32 {
-    conn.state.lock().net.max_epoch_size
 }

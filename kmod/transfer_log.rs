@@ -158,22 +158,18 @@ impl TransferLog {
         Some((e.req, e.holds_part))
     }
 
-    /// Places write `id` (0: untracked) in the epoch it is sent in; the caller holds the data
-    /// stream. `Ok(plan)` says which barrier to send first. Waits while too many epochs are
-    /// unacknowledged; `Err` if that lasts (the peer stopped acknowledging).
-    pub(crate) fn open_write(&self, id: u64, max_epoch_size: u32) -> Result<WritePlan> {
+    /// Runs `step` on the epochs, waiting while it finds too many unacknowledged; `Err` if
+    /// that lasts (the peer stopped acknowledging).
+    fn with_room<R>(
+        &self,
+        mut step: impl FnMut(&mut Sender<UNACKED_EPOCHS>) -> Result<R, EpochError>,
+    ) -> Result<R> {
         let mut waited = 0;
         loop {
-            {
-                let mut epochs = self.epochs.lock();
-                match epochs.before_write(self.clock.completed(), max_epoch_size) {
-                    Ok(plan) => {
-                        self.set_epoch(id, plan.epoch);
-                        return Ok(plan);
-                    }
-                    Err(EpochError::Full) => {}
-                    Err(_) => return Err(EINVAL),
-                }
+            match step(&mut self.epochs.lock()) {
+                Ok(r) => return Ok(r),
+                Err(EpochError::Full) => {}
+                Err(_) => return Err(EINVAL),
             }
             if waited >= ROOM_WAIT_MS {
                 return Err(EAGAIN);
@@ -181,6 +177,16 @@ impl TransferLog {
             crate::sys::misc::sleep_ms(1);
             waited += 1;
         }
+    }
+
+    /// Places write `id` (0: untracked) in the epoch it is sent in; the caller holds the data
+    /// stream. `Ok(plan)` says which barrier to send first.
+    pub(crate) fn open_write(&self, id: u64, max_epoch_size: u32) -> Result<WritePlan> {
+        self.with_room(|epochs| {
+            let plan = epochs.before_write(self.clock.completed(), max_epoch_size)?;
+            self.set_epoch(id, plan.epoch);
+            Ok(plan)
+        })
     }
 
     fn set_epoch(&self, id: u64, epoch: u32) {
@@ -198,30 +204,16 @@ impl TransferLog {
     /// Ends the open epoch if it has writes (the caller holds the data stream and sends the
     /// returned barrier). With `flush` = request `id`, that request then waits for the ack of
     /// the newest unacknowledged epoch; `Ok(false)`: there is none, the peer has everything
-    /// stable already. Waits like [`TransferLog::open_write`].
+    /// stable already.
     pub(crate) fn close(&self, flush: Option<u64>) -> Result<(Option<u32>, bool)> {
-        let mut waited = 0;
-        loop {
-            {
-                let mut epochs = self.epochs.lock();
-                match epochs.close() {
-                    Ok(barrier) => {
-                        let target = epochs.newest_unacked();
-                        if let (Some(id), Some(t)) = (flush, target) {
-                            self.set_epoch(id, t);
-                        }
-                        return Ok((barrier, target.is_some()));
-                    }
-                    Err(EpochError::Full) => {}
-                    Err(_) => return Err(EINVAL),
-                }
+        self.with_room(|epochs| {
+            let barrier = epochs.close()?;
+            let target = epochs.newest_unacked();
+            if let (Some(id), Some(t)) = (flush, target) {
+                self.set_epoch(id, t);
             }
-            if waited >= ROOM_WAIT_MS {
-                return Err(EAGAIN);
-            }
-            crate::sys::misc::sleep_ms(1);
-            waited += 1;
-        }
+            Ok((barrier, target.is_some()))
+        })
     }
 
     /// The open epoch's number and write count (for the idle closer).

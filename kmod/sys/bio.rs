@@ -243,13 +243,18 @@ impl SharedCompletion {
         }
     }
 
-    /// Sends the upper bio's payload on `sock` (the caller holds a part); `zero_copy` as
-    /// [`super::socket::Socket::send_bio`].
-    pub(crate) fn send_payload(&self, sock: &super::socket::Socket, zero_copy: bool) -> Result {
+    /// Sends the upper bio's payload on `sock` (the caller holds a part); `zero_copy` and
+    /// `more` as [`super::socket::Socket::send_bio`].
+    pub(crate) fn send_payload(
+        &self,
+        sock: &super::socket::Socket,
+        zero_copy: bool,
+        more: bool,
+    ) -> Result {
         // SAFETY: the caller holds a part, so the bio is still in the cell.
         let upper = unsafe { (*self.upper.get()).as_ref().map(|u| u.ptr.as_ptr()) };
         match upper {
-            Some(bio) => sock.send_bio(bio, zero_copy),
+            Some(bio) => sock.send_bio(bio, zero_copy, more),
             None => Err(EINVAL),
         }
     }

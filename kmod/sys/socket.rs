@@ -6,6 +6,9 @@ use kernel::bindings;
 use kernel::error::to_result;
 use kernel::prelude::*;
 
+/// Most pieces [`Socket::send_parts`] sends at once (a packet's header and payload parts).
+pub(crate) const MAX_PARTS: usize = 4;
+
 /// An IPv4 endpoint (DRBD also sends `sockaddr_in6`; IPv6 paths are not supported yet).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Ipv4Addr {
@@ -158,34 +161,61 @@ impl Socket {
         unsafe { ffi::shim_sock_set_sndtimeo(self.sock, ms_to_jiffies(ms)) }
     }
 
-    /// Sends all of `parts` in order, each but the last with `MSG_MORE` so that one packet
+    /// Sends all of `parts` (at most [`MAX_PARTS`]) in order in one `sendmsg`, so one packet
     /// travels in as few TCP segments as possible (the sockets are `TCP_NODELAY`);
-    /// `more_follows` keeps the last one corked too, for a payload sent right after.
+    /// `more_follows` keeps it corked (`MSG_MORE`) for a payload sent right after.
     pub(crate) fn send_parts(&self, parts: &[&[u8]], more_follows: bool) -> Result {
-        for (i, part) in parts.iter().enumerate() {
-            let more = more_follows || i + 1 < parts.len();
-            let mut done = 0;
-            while done < part.len() {
-                let rest = &part[done..];
-                let mut vec = bindings::kvec {
-                    iov_base: rest.as_ptr() as *mut _,
-                    iov_len: rest.len(),
-                };
-                let flags = bindings::MSG_NOSIGNAL | if more { bindings::MSG_MORE } else { 0 };
-                // SAFETY: zeroed msghdr is valid for kernel_sendmsg; `vec` points into `part`.
-                let sent = unsafe {
-                    let mut msg: bindings::msghdr = core::mem::zeroed();
-                    msg.msg_flags = flags as _;
-                    bindings::kernel_sendmsg(self.sock, &mut msg, &mut vec, 1, rest.len())
-                };
-                if sent <= 0 {
-                    return Err(if sent < 0 {
-                        Error::from_errno(sent)
-                    } else {
-                        EPIPE
-                    });
+        if parts.len() > MAX_PARTS {
+            return Err(EINVAL);
+        }
+        let empty = bindings::kvec {
+            iov_base: core::ptr::null_mut(),
+            iov_len: 0,
+        };
+        let mut vecs = [empty; MAX_PARTS];
+        for (v, part) in vecs.iter_mut().zip(parts) {
+            *v = bindings::kvec {
+                iov_base: part.as_ptr() as *mut _,
+                iov_len: part.len(),
+            };
+        }
+        let mut first = 0;
+        let mut left: usize = parts.iter().map(|p| p.len()).sum();
+        let flags = bindings::MSG_NOSIGNAL | if more_follows { bindings::MSG_MORE } else { 0 };
+        while left > 0 {
+            // Skip the parts sent completely.
+            while vecs.get(first).is_some_and(|v| v.iov_len == 0) {
+                first += 1;
+            }
+            let Some(rest) = vecs.get_mut(first..parts.len()) else {
+                return Err(EINVAL);
+            };
+            // SAFETY: zeroed msghdr is valid for kernel_sendmsg; the vectors point into
+            // `parts`, which outlive the call, and `left` is the sum of their lengths.
+            let sent = unsafe {
+                let mut msg: bindings::msghdr = core::mem::zeroed();
+                msg.msg_flags = flags as _;
+                bindings::kernel_sendmsg(self.sock, &mut msg, rest.as_mut_ptr(), rest.len(), left)
+            };
+            if sent <= 0 {
+                return Err(if sent < 0 {
+                    Error::from_errno(sent)
+                } else {
+                    EPIPE
+                });
+            }
+            // Advance past what was sent (a short send leaves a part half done).
+            let mut n = sent as usize;
+            left = left.saturating_sub(n);
+            for v in rest.iter_mut() {
+                let take = n.min(v.iov_len);
+                // SAFETY: `take <= iov_len`, so the pointer stays within the part.
+                v.iov_base = unsafe { v.iov_base.cast::<u8>().add(take).cast() };
+                v.iov_len -= take;
+                n -= take;
+                if n == 0 {
+                    break;
                 }
-                done += sent as usize;
             }
         }
         Ok(())
@@ -291,7 +321,8 @@ impl Socket {
     /// during the call). With `zero_copy` the stack references the bio's pages instead of
     /// copying them: only for writes that complete after the peer received them (protocols
     /// B and C), so a page that changes later is never sent again; slab pages are copied.
-    pub(super) fn send_bio(&self, bio: *mut bindings::bio, zero_copy: bool) -> Result {
+    /// `more`: another packet follows at once (kept corked for it).
+    pub(super) fn send_bio(&self, bio: *mut bindings::bio, zero_copy: bool, more: bool) -> Result {
         /// Segments a small write fits in without an allocation.
         const ON_STACK: usize = 8;
         // SAFETY: the caller guarantees `bio` is live.
@@ -327,7 +358,7 @@ impl Socket {
         // SAFETY: the bio's pages stay alive during the call and, with splicing, are
         // referenced by the stack until sent (protocol B/C writes complete only after the
         // peer has them).
-        unsafe { self.send_bvecs(segments, len, false, extra) }
+        unsafe { self.send_bvecs(segments, len, more, extra) }
     }
 
     /// Sends the first `len` bytes of the pages `segments` describe, the last of them with
