@@ -143,7 +143,7 @@ pub(crate) fn new_minor(reg: &mut RegistryInner, name: &str, minor: u32, volume:
     rs.add_device(dev.clone())
         .map_err(|_| fail!(ret::ERR_NOMEM))?;
     dev.set_writable(rs.role == Role::Primary);
-    if rs.susp_user {
+    if rs.susp_user || rs.susp_fen {
         dev.freeze();
     }
     events::device(&dev, &dev.state.lock(), Kind::Create);

@@ -27,6 +27,7 @@ mod device;
 mod dump;
 mod events;
 mod failure;
+mod fence;
 mod helper;
 mod link;
 mod msg;

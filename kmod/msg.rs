@@ -199,7 +199,7 @@ pub(crate) fn resource_body(
     w.put_u32(resource_info::RES_ROLE, rs.role as u32)?;
     w.put_flag(resource_info::RES_SUSP, rs.susp_user)?;
     w.put_flag(resource_info::RES_SUSP_NOD, false)?;
-    w.put_flag(resource_info::RES_SUSP_FEN, false)?;
+    w.put_flag(resource_info::RES_SUSP_FEN, rs.susp_fen)?;
     w.put_flag(resource_info::RES_SUSP_QUORUM, false)?;
     w.put_flag(resource_info::RES_FAIL_IO, false)?;
     w.nest_end(nest)?;

@@ -194,8 +194,9 @@ impl Link {
 
     /// Marks every write the peer has not confirmed out of sync and completes those still
     /// waiting for it (the link is gone; the local write decides the result, and the data
-    /// generation changed, so the peer resyncs these blocks later).
-    pub(crate) fn fail_pending(&self) {
+    /// generation changed, so the peer resyncs these blocks later). During a fencing freeze
+    /// (`hold`) they are parked on the resource instead and complete at the thaw.
+    pub(crate) fn fail_pending(&self, hold: Option<&crate::resource::Resource>) {
         loop {
             let next = {
                 let mut pending = self.pending.lock();
@@ -204,7 +205,10 @@ impl Link {
             match next {
                 Some(p) => {
                     p.req.mark_out_of_sync();
-                    if p.holds_part {
+                    // Only a write whose upper bio still waits for this peer is parked.
+                    let parked = p.holds_part
+                        && hold.is_some_and(|r| crate::admin::hold_for_fencing(r, &p.req));
+                    if p.holds_part && !parked {
                         p.req.part_done(true);
                     }
                 }

@@ -17,6 +17,7 @@ pub mod al_lru;
 pub mod bitmap;
 pub mod codec;
 pub mod crc32c;
+pub mod fencing;
 pub mod handshake;
 pub mod helper;
 pub mod meta;
