@@ -49,6 +49,7 @@ mod spec;
 mod sys;
 mod text;
 mod verify;
+mod wfc;
 
 use registry::Registry;
 use sys::global::Global;

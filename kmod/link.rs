@@ -179,6 +179,7 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> (Failure
     link.fail_pending(loss.freeze.then_some(&*conn.resource));
     conn.untrack_sockets();
     crate::role::peer_lost(&conn.resource, conn.peer_node_id);
+    crate::wfc::peer_gone(&conn.resource, conn.peer_node_id);
     (why, loss)
 }
 

@@ -31,6 +31,13 @@ pub(crate) fn reply_info(w: &mut NlaWriter<'_>, text: &str) -> Built {
     w.nest_end(nest)
 }
 
+/// `DRBD_NLA_TIMEOUT_PARMS`: the reply of `GET_TIMEOUT_TYPE`.
+pub(crate) fn timeout_parms(w: &mut NlaWriter<'_>, timeout_type: u32) -> Built {
+    let nest = w.nest_start(tla::TIMEOUT_PARMS)?;
+    w.put_u32(crate::spec::generated::timeout_parms::TIMEOUT_TYPE, timeout_type)?;
+    w.nest_end(nest)
+}
+
 /// `DRBD_NLA_NOTIFICATION_HEADER`.
 pub(crate) fn notification(w: &mut NlaWriter<'_>, nh_type: u32) -> Built {
     let nest = w.nest_start(tla::NOTIFICATION_HEADER)?;

@@ -49,6 +49,10 @@ pub(crate) mod helper;
 pub(crate) mod fencing;
 
 #[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/wfc.rs"]
+pub(crate) mod wfc;
+
+#[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/admin.rs"]
 pub(crate) mod admin;
 

@@ -781,7 +781,11 @@ fn on_state(
         }
         _ => {}
     }
-    match decide(conn, &dev, &peer, link) {
+    let decided = decide(conn, &dev, &peer, link);
+    if decided.is_ok() {
+        crate::wfc::set_peer_connected(&dev, conn.peer_node_id, true);
+    }
+    match decided {
         // The target decided first: its bitmap came before this state, start sending.
         Ok(ReplState::SyncSource) if peer_repl == ReplState::SyncTarget => {
             start_sync_source(conn, link, &dev)

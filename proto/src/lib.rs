@@ -27,5 +27,6 @@ pub mod resync_order;
 pub mod state;
 pub mod uuid;
 pub mod verify;
+pub mod wfc;
 pub mod wire;
 pub mod wire_auth;
