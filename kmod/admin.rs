@@ -230,6 +230,7 @@ fn set_user_pause(conn: &Connection, volume: u32, on: bool) {
         if let Some(p) = st.peers.iter_mut().find(|p| p.volume == volume) {
             let before = p.shown_repl();
             p.susp_user = on;
+            p.note_pause();
             shown = Some((before, p.shown_repl()));
         }
         if let Some((before, after)) = shown {
@@ -286,6 +287,7 @@ pub(crate) fn peer_paused(conn: &Connection, volume: u32, on: bool) {
         return;
     }
     p.susp_peer = on;
+    p.note_pause();
     pr_info!(
         "{} {}/{}: resync-susp( {} -> {} ) by the peer\n",
         conn.resource.name,

@@ -175,7 +175,19 @@ pub(crate) fn peer_device_body(w: &mut NlaWriter<'_>, st: &ConnectionState, volu
     } else {
         (0, 0, 0)
     };
+    // Resync timing (drbd-utils' dbdt1/eta), while a resync or verify runs.
+    let t = if p.sync_total == 0 {
+        Default::default()
+    } else {
+        p.clock.times(crate::replication::now_ms(), p.sync_left())
+    };
     for (nr, value) in [
+        (peer_device_statistics::PEER_DEV_RS_DT_START_MS, t.dt_start_ms),
+        (peer_device_statistics::PEER_DEV_RS_PAUSED_MS, t.paused_ms),
+        (peer_device_statistics::PEER_DEV_RS_DT0_MS, t.dt0_ms),
+        (peer_device_statistics::PEER_DEV_RS_DB0_SECTORS, t.db0_sectors),
+        (peer_device_statistics::PEER_DEV_RS_DT1_MS, t.dt1_ms),
+        (peer_device_statistics::PEER_DEV_RS_DB1_SECTORS, t.db1_sectors),
         (peer_device_statistics::PEER_DEV_RESYNC_FAILED, 0),
         (peer_device_statistics::PEER_DEV_OV_START_SECTOR, ov_start),
         (peer_device_statistics::PEER_DEV_OV_STOP_SECTOR, 0),

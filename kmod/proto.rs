@@ -53,6 +53,10 @@ pub(crate) mod fencing;
 pub(crate) mod wfc;
 
 #[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/sync_clock.rs"]
+pub(crate) mod sync_clock;
+
+#[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/admin.rs"]
 pub(crate) mod admin;
 

@@ -25,6 +25,7 @@ pub mod replica;
 pub mod resize;
 pub mod resync_order;
 pub mod state;
+pub mod sync_clock;
 pub mod uuid;
 pub mod verify;
 pub mod wfc;
