@@ -16,6 +16,7 @@ use crate::registry::RegistryInner;
 use crate::replication::{announce, announce_flags, Link};
 use crate::resource::Resource;
 use crate::spec::generated::{ret, ss, DiskState, ReplState, Role};
+use crate::sys::bio::SharedCompletion;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -100,27 +101,87 @@ pub(crate) fn resume_io(reg: &mut RegistryInner, minor: u32) -> Outcome<i32> {
     })
 }
 
-/// Ends a `suspend-io` of `res` (also done by `down` and module exit, so nothing held is
-/// lost or left hanging); `false` if it was not suspended. Takes `Resource::state` only
-/// briefly: restarting a request runs the write path, which takes it too.
+/// Ends every suspension of `res`: `resume-io` (which DRBD lets end a fencing freeze too),
+/// `down` and module exit, so nothing held is lost or left hanging; `false` if it was not
+/// suspended.
 pub(crate) fn thaw_resource(res: &Resource) -> bool {
-    let devices = {
+    thaw(res, true, true)
+}
+
+/// Ends a fencing freeze (the peer's disk state is known again, or it reconnected).
+pub(crate) fn thaw_fencing(res: &Resource) -> bool {
+    thaw(res, false, true)
+}
+
+/// `suspended:` text of the two flags, as DRBD logs `susp-io( a -> b )`.
+fn susp_text(user: bool, fencing: bool) -> &'static str {
+    match (user, fencing) {
+        (false, false) => "no",
+        (true, false) => "user",
+        (false, true) => "fencing",
+        (true, true) => "user,fencing",
+    }
+}
+
+/// Suspends application I/O of `res` for fencing: new bios are held from now on, and the
+/// link teardown parks the writes that still wait for the lost peer ([`hold_for_fencing`]).
+pub(crate) fn freeze_for_fencing(res: &Resource) {
+    let mut rs = res.state.lock();
+    if rs.susp_fen {
+        return;
+    }
+    rs.susp_fen = true;
+    for d in rs.devices() {
+        d.freeze();
+    }
+    pr_info!(
+        "{}: susp-io( {} -> {} )\n",
+        res.name,
+        susp_text(rs.susp_user, false),
+        susp_text(rs.susp_user, true)
+    );
+    events::resource(res, &rs, Kind::Change);
+}
+
+/// Parks a write whose peer part cannot finish any more until the fencing freeze ends;
+/// `false` (the caller completes it) if `res` is not frozen for fencing or memory is short.
+pub(crate) fn hold_for_fencing(res: &Resource, req: &Arc<SharedCompletion>) -> bool {
+    let mut rs = res.state.lock();
+    rs.susp_fen && rs.fence_held.push(req.clone(), GFP_KERNEL).is_ok()
+}
+
+/// Clears the chosen suspension flags; when none is left, completes the parked writes and
+/// restarts the held bios in order. Takes `Resource::state` only briefly: restarting a
+/// request runs the write path, which takes it too.
+fn thaw(res: &Resource, user: bool, fencing: bool) -> bool {
+    let (devices, parked, before, after) = {
         let mut rs = res.state.lock();
-        if !rs.susp_user {
+        let before = (rs.susp_user, rs.susp_fen);
+        let after = (rs.susp_user && !user, rs.susp_fen && !fencing);
+        if before == after {
             return false;
         }
         let mut devices = KVec::new();
-        for d in rs.devices() {
-            if devices.push(d.clone(), GFP_KERNEL).is_err() {
-                // Thawed below one by one anyway; keep the flag for the rest.
-                break;
+        if !after.0 && !after.1 {
+            for d in rs.devices() {
+                if devices.push(d.clone(), GFP_KERNEL).is_err() {
+                    // Keep everything suspended; a later resume-io retries.
+                    return false;
+                }
             }
         }
-        if devices.len() == rs.device_count() {
-            rs.susp_user = false;
-        }
-        devices
+        (rs.susp_user, rs.susp_fen) = after;
+        let parked = if after.1 {
+            KVec::new()
+        } else {
+            core::mem::take(&mut rs.fence_held)
+        };
+        (devices, parked, before, after)
     };
+    // The parked writes are older than anything held at submission: they finish first.
+    for req in parked.iter() {
+        req.part_done(true);
+    }
     let mut held = 0;
     for d in devices.iter() {
         held += d.held_count();
@@ -128,9 +189,12 @@ pub(crate) fn thaw_resource(res: &Resource) -> bool {
     }
     let rs = res.state.lock();
     pr_info!(
-        "{}: susp-io( user -> no ), {} held request(s) restarted\n",
+        "{}: susp-io( {} -> {} ), {} held request(s) restarted, {} completed\n",
         res.name,
-        held
+        susp_text(before.0, before.1),
+        susp_text(after.0, after.1),
+        held,
+        parked.len()
     );
     events::resource(res, &rs, Kind::Change);
     true
@@ -166,6 +230,7 @@ fn set_user_pause(conn: &Connection, volume: u32, on: bool) {
         if let Some(p) = st.peers.iter_mut().find(|p| p.volume == volume) {
             let before = p.shown_repl();
             p.susp_user = on;
+            p.note_pause();
             shown = Some((before, p.shown_repl()));
         }
         if let Some((before, after)) = shown {
@@ -222,6 +287,7 @@ pub(crate) fn peer_paused(conn: &Connection, volume: u32, on: bool) {
         return;
     }
     p.susp_peer = on;
+    p.note_pause();
     pr_info!(
         "{} {}/{}: resync-susp( {} -> {} ) by the peer\n",
         conn.resource.name,
@@ -274,6 +340,34 @@ pub(crate) fn outdate(reg: &mut RegistryInner, minor: u32) -> Outcome<i32> {
             crate::replication::local_change_locked(&rs);
             Ok(ss::SUCCESS)
         }
+    }
+}
+
+/// `fence-peer` exit 6 (the peer is Primary): every local disk that is Consistent or
+/// UpToDate becomes Outdated, persisted like `outdate`.
+pub(crate) fn outdate_self(res: &Resource) {
+    let rs = res.state.lock();
+    for dev in rs.devices() {
+        let mut st = dev.state.lock();
+        let disk = st.disk_state;
+        if !matches!(disk, DiskState::Consistent | DiskState::UpToDate) {
+            continue;
+        }
+        if let Some(b) = st.backing.as_mut() {
+            b.sb.flags = (b.sb.flags | meta::MDF_CONSISTENT) & !meta::MDF_WAS_UP_TO_DATE;
+            if let Err(f) = b.write_superblock() {
+                pr_warn!("drbd{}: {} {}\n", dev.minor, f.text(), f.info());
+            }
+        }
+        st.disk_state = DiskState::Outdated;
+        pr_info!(
+            "{}/{} drbd{}: disk( {} -> Outdated )\n",
+            res.name,
+            dev.volume,
+            dev.minor,
+            disk.name()
+        );
+        events::device(dev, &st, Kind::Change);
     }
 }
 

@@ -143,7 +143,7 @@ pub(crate) fn new_minor(reg: &mut RegistryInner, name: &str, minor: u32, volume:
     rs.add_device(dev.clone())
         .map_err(|_| fail!(ret::ERR_NOMEM))?;
     dev.set_writable(rs.role == Role::Primary);
-    if rs.susp_user {
+    if rs.susp_user || rs.susp_fen {
         dev.freeze();
     }
     events::device(&dev, &dev.state.lock(), Kind::Create);
@@ -264,6 +264,7 @@ pub(crate) fn attach(
     let rs = res.state.lock();
     let mut st = dev.state.lock();
     backing.sb.node_id = res.node_id as i32;
+    st.degr_wfc = crate::wfc::degraded_peers(rs.role == Role::Primary, &backing.sb);
     // Still marked Primary on disk while we are not: this node crashed (or lost power) as
     // Primary, and writes it had in flight may be missing on the peers or only on the peers.
     // Those blocks must be resynced in whichever direction the handshake picks: they are the

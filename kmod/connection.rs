@@ -183,6 +183,8 @@ pub(crate) struct PeerDev {
     pub(crate) peer_max: u64,
     /// We grew to follow the peer's resize; its SyncSource state resyncs only the new area.
     pub(crate) grown: bool,
+    /// Timing of the running resync or verify (`rs_dt*`/`rs_db*` statistics).
+    pub(crate) clock: crate::proto::sync_clock::SyncClock,
 }
 
 impl PeerDev {
@@ -207,7 +209,30 @@ impl PeerDev {
             ov_start: 0,
             peer_max: 0,
             grown: false,
+            clock: crate::proto::sync_clock::SyncClock::start(0, 0, false),
         }
+    }
+
+    /// Sectors the running resync or verify still has to do.
+    pub(crate) fn sync_left(&self) -> u64 {
+        self.sync_total.saturating_sub(self.synced)
+    }
+
+    /// A resync or verify of `total` sectors starts now.
+    pub(crate) fn start_sync(&mut self, total: u64) {
+        self.sync_total = total;
+        self.synced = 0;
+        let paused = self.susp_user || self.susp_peer;
+        self.clock =
+            crate::proto::sync_clock::SyncClock::start(crate::replication::now_ms(), total, paused);
+    }
+
+    /// The pause flags changed: the clock counts paused time.
+    pub(crate) fn note_pause(&mut self) {
+        let paused = self.susp_user || self.susp_peer;
+        let left = self.sync_left();
+        self.clock
+            .set_paused(crate::replication::now_ms(), paused, left);
     }
 
     /// Why the resync towards this peer is suspended.
@@ -455,6 +480,8 @@ impl Connection {
         let step = (p.sync_total / 50).max(MIN_STEP);
         let before = p.synced / step;
         p.synced = p.synced.saturating_add(sectors);
+        let left = p.sync_left();
+        p.clock.progress(crate::replication::now_ms(), left);
         if p.synced / step != before && p.synced < p.sync_total {
             crate::events::peer_device(self, &st, volume, crate::events::Kind::Change);
         }

@@ -44,6 +44,9 @@ pub(crate) struct DeviceState {
     pub(crate) openers: u32,
     /// Set by `del-minor`: refuse new opens.
     pub(crate) removing: bool,
+    /// Peers (bit per node id) this node was not connected to when it last went down as
+    /// Primary: `wait-connect` uses `degr-wfc-timeout` for them (`crate::wfc`).
+    pub(crate) degr_wfc: u32,
 }
 
 /// Counters reported in `DEVICE_STATISTICS`.
@@ -104,6 +107,7 @@ impl Device {
                         backing: None,
                         openers: 0,
                         removing: false,
+                        degr_wfc: 0,
                     },
                     "Device::state"
                 ),

@@ -28,6 +28,7 @@ mod device;
 mod dump;
 mod events;
 mod failure;
+mod fence;
 mod helper;
 mod link;
 mod msg;
@@ -50,6 +51,7 @@ mod sys;
 mod text;
 mod transfer_log;
 mod verify;
+mod wfc;
 
 use registry::Registry;
 use sys::global::Global;

@@ -218,48 +218,6 @@ fn fencing_configured(conn: &Connection) -> bool {
         != 0
 }
 
-/// After the link to a peer was lost: a Primary with `fencing resource-only` or
-/// `resource-and-stonith` runs `fence-peer` and acts on its exit code (the peer's disks are
-/// taken as Outdated for 4 and 7, and for 5 while this node is UpToDate).
-pub(crate) fn fence_peer_after_loss(conn: &Connection) {
-    use crate::proto::helper::FenceOutcome;
-    use crate::spec::generated::Role;
-    if conn.resource.state.lock().role != Role::Primary || !fencing_configured(conn) {
-        return;
-    }
-    let status = call_connection(conn, Helper::FencePeer);
-    let outcome = FenceOutcome::from_status(status);
-    let local_up_to_date = {
-        let rs = conn.resource.state.lock();
-        let mut all = rs.device_count() > 0;
-        for d in rs.devices() {
-            all &= d.state.lock().disk_state == DiskState::UpToDate;
-        }
-        all
-    };
-    pr_info!(
-        "{} {}: fence-peer helper returned {} ({})\n",
-        conn.resource.name,
-        conn.state.lock().name,
-        crate::proto::helper::exit_code(status).map_or(-1, i32::from),
-        outcome.text()
-    );
-    if !outcome.peer_outdated(local_up_to_date) {
-        return;
-    }
-    let mut st = conn.state.lock();
-    let mut volumes: KVec<u32> = KVec::new();
-    for p in st.peers.iter_mut() {
-        if p.peer_disk > DiskState::Outdated {
-            p.peer_disk = DiskState::Outdated;
-            let _ = volumes.push(p.volume, GFP_KERNEL);
-        }
-    }
-    for v in volumes.iter() {
-        events::peer_device(conn, &st, *v, events::Kind::Change);
-    }
-}
-
 /// The peer's disk went from Inconsistent to UpToDate (its resync finished): a Primary with
 /// fencing configured (the node that fences) lifts the fence with `unfence-peer`.
 pub(crate) fn unfence_peer_after_resync(conn: &Connection) {

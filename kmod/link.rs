@@ -8,6 +8,7 @@
 use crate::auth::{self, Refused};
 use crate::connection::{Connection, NetOptions};
 use crate::packet;
+use crate::proto::fencing::OnLoss;
 use crate::proto::wire::{self, ConnectionFeatures, HeaderKind};
 use crate::replication::{now_ms, Link};
 use crate::spec::generated::ConnState;
@@ -73,7 +74,7 @@ pub(crate) fn run(conn: Arc<Connection>) {
                     path.peer,
                     link.version
                 );
-                let why = serve(&conn, &link, &net);
+                let (why, loss) = serve(&conn, &link, &net);
                 if conn.is_stopping() {
                     break;
                 }
@@ -95,6 +96,7 @@ pub(crate) fn run(conn: Arc<Connection>) {
                             why
                         );
                         conn.set_cstate(ConnState::StandAlone, false);
+                        crate::fence::after_link_lost(&conn, loss);
                         return;
                     }
                 };
@@ -106,7 +108,7 @@ pub(crate) fn run(conn: Arc<Connection>) {
                 );
                 conn.set_cstate(cstate, false);
                 // No lock held here: the helper may call back into netlink.
-                crate::helper::fence_peer_after_loss(&conn);
+                crate::fence::after_link_lost(&conn, loss);
             }
             conn.untrack_sockets();
         }
@@ -116,16 +118,18 @@ pub(crate) fn run(conn: Arc<Connection>) {
 
 /// Runs an established link until it fails: publishes it, exchanges state, receives the data
 /// stream in a second thread, and watches the meta stream here. Tears everything down before
-/// returning.
-fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> Failure {
+/// returning, and says whether the lost peer must be fenced (I/O is frozen already if so).
+fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> (Failure, OnLoss) {
     conn.set_link(Some(link.clone()));
     conn.set_cstate(ConnState::Connected, true);
+    // The peer is back: a fencing freeze of an earlier loss ends (its blocks resync).
+    crate::admin::thaw_fencing(&conn.resource);
     let diverged: Arc<kernel::sync::SpinLock<Option<&'static str>>> = match Arc::pin_init(
         kernel::new_spinlock!(None, "Connection::diverged"),
         GFP_KERNEL,
     ) {
         Ok(d) => d,
-        Err(_) => return Failure::Broken,
+        Err(_) => return (Failure::Broken, NO_FENCING),
     };
     // Before our receiver can drop the link over the peer's parameters, so the peer sees ours.
     let params_sent = crate::verify::send_params(conn, link).is_ok();
@@ -170,12 +174,26 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> Failure 
     if let Some(reason) = *diverged.lock() {
         why = Failure::Diverged(reason);
     }
+    // Decided (and frozen) while the link is still published, so no write completes as if
+    // the peer had it; a `disconnect` is voluntary and fences nothing.
+    let loss = if conn.is_stopping() {
+        NO_FENCING
+    } else {
+        crate::fence::on_link_lost(conn)
+    };
     conn.set_link(None);
-    link.tl.fail_all();
+    link.tl.fail_all(loss.freeze.then_some(&*conn.resource));
     conn.untrack_sockets();
     crate::role::peer_lost(&conn.resource, conn.peer_node_id);
-    why
+    crate::wfc::peer_gone(&conn.resource, conn.peer_node_id);
+    (why, loss)
 }
+
+/// Nothing to fence.
+const NO_FENCING: OnLoss = OnLoss {
+    run_helper: false,
+    freeze: false,
+};
 
 /// Sleeps up to `ms`, returning early when asked to stop.
 fn pause(conn: &Connection, ms: u32) {

@@ -31,6 +31,16 @@ pub(crate) fn reply_info(w: &mut NlaWriter<'_>, text: &str) -> Built {
     w.nest_end(nest)
 }
 
+/// `DRBD_NLA_TIMEOUT_PARMS`: the reply of `GET_TIMEOUT_TYPE`.
+pub(crate) fn timeout_parms(w: &mut NlaWriter<'_>, timeout_type: u32) -> Built {
+    let nest = w.nest_start(tla::TIMEOUT_PARMS)?;
+    w.put_u32(
+        crate::spec::generated::timeout_parms::TIMEOUT_TYPE,
+        timeout_type,
+    )?;
+    w.nest_end(nest)
+}
+
 /// `DRBD_NLA_NOTIFICATION_HEADER`.
 pub(crate) fn notification(w: &mut NlaWriter<'_>, nh_type: u32) -> Built {
     let nest = w.nest_start(tla::NOTIFICATION_HEADER)?;
@@ -168,7 +178,28 @@ pub(crate) fn peer_device_body(w: &mut NlaWriter<'_>, st: &ConnectionState, volu
     } else {
         (0, 0, 0)
     };
+    // Resync timing (drbd-utils' dbdt1/eta), while a resync or verify runs.
+    let t = if p.sync_total == 0 {
+        Default::default()
+    } else {
+        p.clock.times(crate::replication::now_ms(), p.sync_left())
+    };
     for (nr, value) in [
+        (
+            peer_device_statistics::PEER_DEV_RS_DT_START_MS,
+            t.dt_start_ms,
+        ),
+        (peer_device_statistics::PEER_DEV_RS_PAUSED_MS, t.paused_ms),
+        (peer_device_statistics::PEER_DEV_RS_DT0_MS, t.dt0_ms),
+        (
+            peer_device_statistics::PEER_DEV_RS_DB0_SECTORS,
+            t.db0_sectors,
+        ),
+        (peer_device_statistics::PEER_DEV_RS_DT1_MS, t.dt1_ms),
+        (
+            peer_device_statistics::PEER_DEV_RS_DB1_SECTORS,
+            t.db1_sectors,
+        ),
         (peer_device_statistics::PEER_DEV_RESYNC_FAILED, 0),
         (peer_device_statistics::PEER_DEV_OV_START_SECTOR, ov_start),
         (peer_device_statistics::PEER_DEV_OV_STOP_SECTOR, 0),
@@ -199,7 +230,7 @@ pub(crate) fn resource_body(
     w.put_u32(resource_info::RES_ROLE, rs.role as u32)?;
     w.put_flag(resource_info::RES_SUSP, rs.susp_user)?;
     w.put_flag(resource_info::RES_SUSP_NOD, false)?;
-    w.put_flag(resource_info::RES_SUSP_FEN, false)?;
+    w.put_flag(resource_info::RES_SUSP_FEN, rs.susp_fen)?;
     w.put_flag(resource_info::RES_SUSP_QUORUM, false)?;
     w.put_flag(resource_info::RES_FAIL_IO, false)?;
     w.nest_end(nest)?;

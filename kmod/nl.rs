@@ -120,11 +120,19 @@ pub(crate) fn doit(ctx: &DoContext) -> i32 {
     if !ctx.capable_sys_admin() {
         return EPERM.to_errno();
     }
+    // Set by `GET_TIMEOUT_TYPE`, the one query answered with data here.
+    let mut timeout_type = None;
     let outcome = match crate::REGISTRY.get() {
         Some(registry) => {
             let _admin = registry.admin.lock();
             stop_threads_first(registry, &req).and_then(|()| {
                 let mut reg = registry.inner.lock();
+                if req.cmd == cmd::ADM_GET_TIMEOUT_TYPE {
+                    let c = Ctx::parse(req.attrs)?;
+                    let t = crate::wfc::timeout_type(&reg, c.resource()?, c.peer()?, c.volume)?;
+                    timeout_type = Some(t);
+                    return Ok(ret::NO_ERROR);
+                }
                 dispatch(&mut reg, &req)
             })
         }
@@ -147,6 +155,9 @@ pub(crate) fn doit(ctx: &DoContext) -> i32 {
     let mut w = NlaWriter::new(&mut buf);
     if let Some(f) = failure.as_ref().filter(|f| !f.info().is_empty()) {
         let _ = msg::reply_info(&mut w, f.info());
+    }
+    if let Some(t) = timeout_type {
+        let _ = msg::timeout_parms(&mut w, t);
     }
     let minor = if req.minor == crate::spec::generated::MINOR_NONE {
         None

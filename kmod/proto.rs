@@ -45,6 +45,18 @@ pub(crate) mod wire_auth;
 pub(crate) mod helper;
 
 #[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/fencing.rs"]
+pub(crate) mod fencing;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/wfc.rs"]
+pub(crate) mod wfc;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/sync_clock.rs"]
+pub(crate) mod sync_clock;
+
+#[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/admin.rs"]
 pub(crate) mod admin;
 

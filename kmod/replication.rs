@@ -41,7 +41,7 @@ const MAX_STATE_PAYLOAD: u32 = 4096;
 ///
 /// Lifetime: created by the link thread after the handshake, published in
 /// `ConnectionState::link` while connected, dropped when the link fails or is disconnected
-/// (pending writes are completed by `fail_pending` first).
+/// (its transfer log is emptied by `TransferLog::fail_all` first).
 #[pin_data]
 pub(crate) struct Link {
     /// Data stream (writes, resync data, state).
@@ -764,7 +764,11 @@ fn on_state(
         }
         _ => {}
     }
-    match decide(conn, &dev, &peer, link) {
+    let decided = decide(conn, &dev, &peer, link);
+    if decided.is_ok() {
+        crate::wfc::set_peer_connected(&dev, conn.peer_node_id, true);
+    }
+    match decided {
         // The target decided first: its bitmap came before this state, start sending.
         Ok(ReplState::SyncSource) if peer_repl == ReplState::SyncTarget => {
             start_sync_source(conn, link, &dev)

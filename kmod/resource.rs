@@ -38,6 +38,14 @@ pub(crate) struct ResourceState {
     /// Application I/O suspended by `suspend-io` (`suspended:user`); every device of the
     /// resource holds new bios while set.
     pub(crate) susp_user: bool,
+    /// Application I/O suspended by fencing (`suspended:fencing`): a Primary with
+    /// `resource-and-stonith` lost a peer whose disk may be UpToDate, and `fence-peer` has
+    /// not made that disk's state known yet. Devices hold new bios while either flag is set.
+    pub(crate) susp_fen: bool,
+    /// Mirrored writes that were waiting for a peer when its link broke during a fencing
+    /// freeze: their upper bios complete only at the thaw (`admin::thaw`), never before the
+    /// peer is known to be fenced. Each entry holds one part of its completion.
+    pub(crate) fence_held: KVec<Arc<crate::sys::bio::SharedCompletion>>,
     /// Volumes by slot; `None` slots are free (no `remove` in the 6.12 `KVec`).
     pub(crate) devices: KVec<Option<Arc<Device>>>,
     /// Connections to peers, by slot (like `devices`).
@@ -71,6 +79,8 @@ impl Resource {
                         role: Role::Secondary,
                         auto_promoted: false,
                         susp_user: false,
+                        susp_fen: false,
+                        fence_held: KVec::new(),
                         options,
                         devices: KVec::new(),
                         connections: KVec::new(),

@@ -170,8 +170,7 @@ pub(crate) fn start_sync_target(conn: &Connection, dev: &Device, peer_dirty: u64
         crate::events::device(dev, &st, crate::events::Kind::Change);
     }
     conn.update_peer(dev.volume, |p| {
-        p.sync_total = total;
-        p.synced = 0;
+        p.start_sync(total);
     });
     conn.set_repl(dev.volume, ReplState::SyncTarget);
     pr_info!(
@@ -222,8 +221,7 @@ pub(crate) fn start_sync_source(
 ) -> Result<(), Stop> {
     let total = dev.oos.lock().count() * crate::oos::SECTORS_PER_BIT;
     conn.update_peer(dev.volume, |p| {
-        p.sync_total = total;
-        p.synced = 0;
+        p.start_sync(total);
     });
     conn.set_repl(dev.volume, ReplState::SyncSource);
     if announce(conn, link, Some((dev.volume, ReplState::SyncSource))).is_err() {

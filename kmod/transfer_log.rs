@@ -297,13 +297,17 @@ impl TransferLog {
 
     /// The link is gone: every request in the log may be missing on the peer's disk. Marks
     /// each out of sync and completes those still waiting (the local write decides their
-    /// result; the peer resyncs these blocks later).
-    pub(crate) fn fail_all(&self) {
+    /// result; the peer resyncs these blocks later). During a fencing freeze (`hold`) those
+    /// are parked on the resource instead and complete at the thaw.
+    pub(crate) fn fail_all(&self, hold: Option<&crate::resource::Resource>) {
         loop {
             let next = self.entries.lock().iter_mut().find_map(|s| s.take());
             let Some(e) = next else { break };
             e.req.mark_out_of_sync();
-            if e.holds_part {
+            // Only a request whose upper bio still waits for this peer is parked.
+            let parked =
+                e.holds_part && hold.is_some_and(|r| crate::admin::hold_for_fencing(r, &e.req));
+            if e.holds_part && !parked {
                 e.req.part_done(true);
             }
         }

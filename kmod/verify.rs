@@ -141,8 +141,7 @@ pub(crate) fn start(
         )
     })?;
     conn.update_peer(volume, |p| {
-        p.sync_total = range.sectors();
-        p.synced = 0;
+        p.start_sync(range.sectors());
         p.ov_found = 0;
         p.ov_start = range.start;
     });
@@ -251,8 +250,7 @@ pub(crate) fn start_target(conn: &Connection, link: &Link, dev: &Device) {
     link.ov.results.store(0, Ordering::Release);
     link.ov.started_ms.store(now_ms(), Ordering::Release);
     conn.update_peer(dev.volume, |p| {
-        p.sync_total = capacity;
-        p.synced = 0;
+        p.start_sync(capacity);
         p.ov_found = 0;
         p.ov_start = 0;
     });

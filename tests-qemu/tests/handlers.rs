@@ -166,7 +166,7 @@ fn helpers_run_with_drbd_environment_and_events() {
     );
     assert!(
         a.run_ok("dmesg")
-            .contains("fence-peer helper returned 4 (peer was outdated)"),
+            .contains("fence-peer helper returned 4 (peer was fenced)"),
         "fence-peer result not logged"
     );
     // Writes while apart, so a resync follows. On node1 the helper program is missing: the

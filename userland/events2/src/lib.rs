@@ -8,6 +8,7 @@
 pub mod encode;
 pub mod model;
 pub mod print;
+pub mod rates;
 pub mod state;
 pub mod status;
 

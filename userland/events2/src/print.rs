@@ -157,17 +157,21 @@ fn peer_device_groups(r: &Resource, peer: u32, vol: u32, opts: LineOpts) -> Grou
     }
     if opts.statistics || opts.full {
         if let Some(s) = p.stats {
-            g.push((
-                "stats",
-                format!(
-                    "received:{} sent:{} out-of-sync:{} pending:{} unacked:{}",
-                    s.received / 2,
-                    s.sent / 2,
-                    s.out_of_sync / 2,
-                    s.pending,
-                    s.unacked
-                ),
-            ));
+            let mut text = format!(
+                "received:{} sent:{} out-of-sync:{} pending:{} unacked:{}",
+                s.received / 2,
+                s.sent / 2,
+                s.out_of_sync / 2,
+                s.pending,
+                s.unacked
+            );
+            // drbdsetup counts --statistics and --full each as one more level of verbosity.
+            let verbose = u8::from(opts.statistics) + u8::from(opts.full);
+            for k in crate::rates::timing_keys(&s, verbose) {
+                text.push(' ');
+                text.push_str(&k);
+            }
+            g.push(("stats", text));
         }
     }
     g

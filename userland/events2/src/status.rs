@@ -271,6 +271,10 @@ fn peer_device_text(out: &mut String, vol: u32, p: &PeerDevice, single: bool, op
                 }
                 if opts.verbose {
                     l.push_str(&format!(" pending:{} unacked:{}", s.pending, s.unacked));
+                    for k in crate::rates::timing_keys(&s, 1) {
+                        l.push(' ');
+                        l.push_str(&k);
+                    }
                 }
                 stats_line = Some(l);
             }

@@ -2,18 +2,23 @@
 //! objects are connected (the connection `Connected` and its volumes replicating), polling the
 //! kernel's state as `events2 --now` reports it.
 //!
-//! Timeouts are seconds, 0 = forever: `--wfc-timeout` normally, `--outdated-wfc-timeout`
-//! when a peer disk of the waited-for objects is known to be Outdated. A connection that went
-//! StandAlone (split brain, failed authentication, disconnected) will not connect by itself,
-//! so the wait ends there unless `--wait-after-sb` asks to keep waiting. Exit codes: 0
-//! connected, 5 timed out or given up, 10 unknown object.
+//! Timeouts are seconds, 0 = forever. As drbdsetup 9 does, each peer device gets its own: the
+//! kernel says (`GET_TIMEOUT_TYPE`) whether `--wfc-timeout`, `--degr-wfc-timeout` (this node
+//! went down as a Primary without that peer) or `--outdated-wfc-timeout` (the peer's disk is
+//! Outdated) applies, after the three were ordered (`proto::wfc`, with drbdsetup's notes on
+//! stderr). The wait gives up once every peer device's timeout expired; without peer devices
+//! there is nothing to wait for. A connection that went StandAlone (split brain, failed
+//! authentication, disconnected) will not connect by itself, so the wait ends there unless
+//! `--wait-after-sb` asks to keep waiting. Exit codes: 0 connected, 5 timed out or given up,
+//! 10 unknown object, 20 the kernel could not say which timeout applies.
 
 use crate::cmds::Parsed;
 use crate::errors::EXIT_FAILURE;
 use crate::nl::{DrbdSocket, NlError};
 use crate::run::load_model;
 use events2::model::{Connection, Resource};
-use genl_spec::generated::{ret, ConnState, DiskState, ReplState};
+use genl_spec::generated::{cmd, ret, timeout_parms, tla, ConnState, DiskState, ReplState};
+use proto::wfc::{notes, Timeouts};
 use std::time::{Duration, Instant};
 
 /// Exit code when the objects did not connect in time.
@@ -101,26 +106,80 @@ pub fn progress(r: Option<&Resource>, scope: Scope) -> Progress {
 /// The wait options of a command line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WaitOpts {
-    /// `--wfc-timeout` (s, 0 = forever).
-    pub wfc: u64,
-    /// `--degr-wfc-timeout` (s); accepted, see the module text.
-    pub degr_wfc: u64,
-    /// `--outdated-wfc-timeout` (s, 0 = forever).
-    pub outdated_wfc: u64,
+    /// `--wfc-timeout`, `--degr-wfc-timeout`, `--outdated-wfc-timeout` (s, 0 = forever).
+    pub timeouts: Timeouts,
     /// `--wait-after-sb`.
     pub wait_after_sb: bool,
 }
 
-impl WaitOpts {
-    /// The timeout that applies now (`None` = forever).
-    pub fn timeout(&self, peer_outdated: bool) -> Option<Duration> {
-        let s = if peer_outdated && self.outdated_wfc > 0 {
-            self.outdated_wfc
-        } else {
-            self.wfc
-        };
-        (s > 0).then(|| Duration::from_secs(s))
+/// The peer devices `scope` waits for in `r`, as (peer node id, volume).
+pub fn peer_devices(r: &Resource, scope: Scope) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for (peer, c) in &r.connections {
+        for vnr in c.peer_devices.keys() {
+            let wanted = match scope {
+                Scope::Volume(p, v) => *peer == p && *vnr == v,
+                Scope::Connection(p) => *peer == p,
+                Scope::Resource => true,
+            };
+            if wanted {
+                out.push((*peer, *vnr));
+            }
+        }
     }
+    out
+}
+
+/// How long to wait: `None` forever, else until the longest per-peer-device timeout (each
+/// `Some(seconds)` with 0 meaning forever) expired.
+pub fn overall_timeout(per_peer_device: &[u64]) -> Option<Duration> {
+    if per_peer_device.contains(&0) {
+        return None;
+    }
+    per_peer_device
+        .iter()
+        .max()
+        .map(|s| Duration::from_secs(*s))
+}
+
+/// Asks the kernel which timeout applies to one peer device.
+fn kernel_timeout_type(
+    sock: &mut DrbdSocket,
+    res: &str,
+    peer: u32,
+    volume: u32,
+) -> Result<u32, String> {
+    let ctx = crate::msg::Ctx {
+        resource: Some(res.to_string()),
+        peer_node_id: Some(peer),
+        volume: Some(volume),
+        ..Default::default()
+    };
+    let mut b = crate::msg::AttrsBuilder::default();
+    b.context(&ctx)
+        .map_err(|_| "could not build the request".to_string())?;
+    let req = crate::msg::Request {
+        cmd: cmd::ADM_GET_TIMEOUT_TYPE,
+        minor: genl_spec::generated::MINOR_NONE,
+        flags: 0,
+        attrs: b.finish(),
+    };
+    let rep = match crate::run::transact(sock, &req) {
+        Ok(Ok(rep)) => rep,
+        Ok(Err(errno)) => return Err(format!("received netlink error reply: errno {errno}")),
+        Err(e) => return Err(format!("{e}")),
+    };
+    if rep.ret_code != ret::NO_ERROR {
+        return Err(ret::text(rep.ret_code).to_string());
+    }
+    genl_spec::nla::find(&rep.attrs, tla::TIMEOUT_PARMS)
+        .ok()
+        .flatten()
+        .and_then(|set| genl_spec::nla::find(set.payload, timeout_parms::TIMEOUT_TYPE).ok()?)
+        .and_then(|a| a.as_u32().ok())
+        .ok_or_else(|| {
+            "reply did not validate - do you need to upgrade your userland tools?".to_string()
+        })
 }
 
 fn parse_opts(p: &Parsed) -> Result<WaitOpts, String> {
@@ -135,9 +194,11 @@ fn parse_opts(p: &Parsed) -> Result<WaitOpts, String> {
         }
     };
     Ok(WaitOpts {
-        wfc: num("wfc-timeout")?,
-        degr_wfc: num("degr-wfc-timeout")?,
-        outdated_wfc: num("outdated-wfc-timeout")?,
+        timeouts: Timeouts {
+            wfc: num("wfc-timeout")?,
+            degr: num("degr-wfc-timeout")?,
+            outdated: num("outdated-wfc-timeout")?,
+        },
         wait_after_sb: p.has("wait-after-sb"),
     })
 }
@@ -158,30 +219,49 @@ pub fn wait_connect(sock: &mut DrbdSocket, p: &Parsed) -> Result<i32, NlError> {
         _ => Scope::Resource,
     };
     let start = Instant::now();
+    let model = load_model(sock, Some(&p.objname))?;
+    let Some(r) = model.resources.get(&p.objname) else {
+        eprintln!("{}: {}", p.objname, ret::text(ret::ERR_RES_NOT_KNOWN));
+        return Ok(EXIT_FAILURE);
+    };
+    if progress(Some(r), scope) == Progress::Unknown {
+        eprintln!("{}: No such connection or volume", p.objname);
+        return Ok(EXIT_FAILURE);
+    }
+    let targets = peer_devices(r, scope);
+    // There is no point waiting for peers this node does not even know about.
+    if targets.is_empty() {
+        return Ok(0);
+    }
+    let (ordered, adjusted) = opts.timeouts.ordered();
+    let mut per_peer_device = Vec::new();
+    for (peer, vnr) in targets {
+        for line in notes(adjusted, ordered).iter().flatten() {
+            eprintln!("{line}");
+        }
+        match kernel_timeout_type(sock, &p.objname, peer, vnr) {
+            Ok(ty) => per_peer_device.push(ordered.select(ty)),
+            Err(desc) => {
+                eprintln!("error determining which timeout to use: {desc}");
+                return Ok(crate::errors::EXIT_USAGE);
+            }
+        }
+    }
+    let timeout = overall_timeout(&per_peer_device);
     loop {
         let model = load_model(sock, Some(&p.objname))?;
         match progress(model.resources.get(&p.objname), scope) {
             Progress::Connected => return Ok(0),
             Progress::Unknown => {
-                let what = match scope {
-                    Scope::Resource => ret::text(ret::ERR_RES_NOT_KNOWN).to_string(),
-                    _ => "No such connection or volume".to_string(),
-                };
-                eprintln!("{}: {what}", p.objname);
+                eprintln!("{}: No such connection or volume", p.objname);
                 return Ok(EXIT_FAILURE);
             }
-            Progress::Waiting {
-                peer_outdated,
-                standalone,
-            } => {
+            Progress::Waiting { standalone, .. } => {
                 if standalone && !opts.wait_after_sb {
                     eprintln!("{}: connection is StandAlone, not waiting", p.objname);
                     return Ok(EXIT_TIMEOUT);
                 }
-                if opts
-                    .timeout(peer_outdated)
-                    .is_some_and(|t| start.elapsed() >= t)
-                {
+                if timeout.is_some_and(|t| start.elapsed() >= t) {
                     return Ok(EXIT_TIMEOUT);
                 }
             }
@@ -195,18 +275,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timeout_selection() {
-        let o = WaitOpts {
-            wfc: 10,
-            degr_wfc: 0,
-            outdated_wfc: 3,
-            wait_after_sb: false,
-        };
-        assert_eq!(o.timeout(false), Some(Duration::from_secs(10)));
-        assert_eq!(o.timeout(true), Some(Duration::from_secs(3)));
-        let forever = WaitOpts::default();
-        assert_eq!(forever.timeout(false), None);
-        assert_eq!(forever.timeout(true), None);
+    fn overall_timeout_is_the_longest() {
+        assert_eq!(overall_timeout(&[3, 10]), Some(Duration::from_secs(10)));
+        assert_eq!(overall_timeout(&[3, 0]), None);
+        assert_eq!(overall_timeout(&[]), None);
     }
 
     fn parsed(args: &[&str]) -> Result<WaitOpts, String> {
@@ -231,9 +303,11 @@ mod tests {
         assert_eq!(
             o,
             WaitOpts {
-                wfc: 5,
-                degr_wfc: 7,
-                outdated_wfc: 3,
+                timeouts: Timeouts {
+                    wfc: 5,
+                    degr: 7,
+                    outdated: 3
+                },
                 wait_after_sb: true
             }
         );
