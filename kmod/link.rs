@@ -166,6 +166,7 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> Failure 
     }
     conn.set_link(None);
     link.fail_pending();
+    crate::remote_read::fail_reads(link);
     conn.untrack_sockets();
     crate::role::peer_lost(&conn.resource, conn.peer_node_id);
     why
@@ -360,6 +361,11 @@ fn watch(conn: &Connection, link: &Arc<Link>, net: &NetOptions) -> Failure {
                     | wire::P_NEG_ACK
                     | wire::P_RS_WRITE_ACK => {
                         if !crate::replication::on_ack(conn, link, h.cmd, h.volume, &payload) {
+                            return Failure::Protocol;
+                        }
+                    }
+                    wire::P_NEG_DREPLY => {
+                        if !crate::remote_read::on_neg_reply(link, &payload) {
                             return Failure::Protocol;
                         }
                     }

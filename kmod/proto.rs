@@ -59,3 +59,8 @@ pub(crate) mod verify;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/resize.rs"]
 pub(crate) mod resize;
+
+/// Local I/O error policies (`on-io-error`).
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/io_error.rs"]
+pub(crate) mod io_error;

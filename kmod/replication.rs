@@ -65,6 +65,10 @@ pub(crate) struct Link {
     /// Online verify on this link (`crate::verify`).
     #[pin]
     pub(crate) ov: crate::verify::LinkVerify,
+    /// Reads sent to the peer (`P_DATA_REQUEST`) and not answered yet, by slot
+    /// (`block_id = slot + 1`); see `crate::remote_read`.
+    #[pin]
+    pub(crate) reads: SpinLock<KVec<Option<UpperBio>>>,
 }
 
 /// A mirrored write waiting for the peer's `P_WRITE_ACK`.
@@ -96,6 +100,7 @@ impl Link {
                 rs_in_flight: AtomicU32::new(0),
                 seq: AtomicU32::new(1),
                 ov <- crate::verify::LinkVerify::new(),
+                reads <- new_spinlock!(KVec::new(), "Link::reads"),
             }),
             GFP_KERNEL,
         )
@@ -205,7 +210,8 @@ impl Link {
                 Some(p) => {
                     p.req.mark_out_of_sync();
                     if p.holds_part {
-                        p.req.part_done(true);
+                        // The peer may not have it: only the local write can have stored it.
+                        p.req.part_done(false);
                     }
                 }
                 None => break,
@@ -607,6 +613,12 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
             }
             continue;
         }
+        if h.cmd == wire::P_DATA_REPLY {
+            if let Err(stop) = crate::remote_read::on_reply(link, h.length) {
+                return stop;
+            }
+            continue;
+        }
         let payload = match packet::recv_payload(&link.data, h.length, MAX_STATE_PAYLOAD) {
             Ok(p) => p,
             Err(e) if e == EINVAL => return Stop::Protocol,
@@ -624,6 +636,7 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
             wire::P_SYNC_PARAM89 => crate::verify::on_params(conn, &payload),
             wire::P_OV_REQUEST => crate::verify::on_request(conn, link, volume, &payload),
             wire::P_OV_REPLY => crate::verify::on_reply(conn, link, volume, &payload),
+            wire::P_DATA_REQUEST => crate::remote_read::on_request(conn, link, volume, &payload),
             _ => Err(Stop::Protocol),
         };
         if let Err(stop) = result {
@@ -726,6 +739,7 @@ fn on_state(
     let Some(peer) = conn.peer_dev(volume) else {
         return Ok(());
     };
+    peer_disk_changed(conn, link, &dev, before.map(|b| b.peer_disk), peer_disk, peer_role)?;
     if before.is_some_and(|b| b.peer_disk == DiskState::Inconsistent)
         && peer_disk == DiskState::UpToDate
     {
@@ -825,6 +839,39 @@ fn on_state(
     }
 }
 
+/// The peer's disk failed or was detached, or came back (`proto::io_error` rules): with a
+/// Primary around, the node that keeps UpToDate data starts a new data generation (the old
+/// one stays as the peer's bitmap UUID, and the peer's writes through us are marked), so a
+/// later attach resyncs exactly what changed; when the disk returns, our state goes to the
+/// peer again so that both sides run the sync decision.
+fn peer_disk_changed(
+    conn: &Connection,
+    link: &Link,
+    dev: &Device,
+    before: Option<DiskState>,
+    after: DiskState,
+    peer_role: Role,
+) -> Result<(), Stop> {
+    use crate::io_error::IntoProto;
+    let Some(before) = before else { return Ok(()) };
+    let role = conn.resource.state.lock().role;
+    let local = dev.state.lock().disk_state;
+    let someone_primary = role == Role::Primary || peer_role == Role::Primary;
+    if crate::proto::io_error::new_generation_on_peer_disk_loss(
+        before.into_proto(),
+        after.into_proto(),
+        local.into_proto(),
+        someone_primary,
+    ) {
+        crate::role::peer_disk_lost(dev, conn.peer_node_id, role == Role::Primary);
+    }
+    if before <= DiskState::Failed && after >= DiskState::Inconsistent && local != DiskState::Diskless
+    {
+        announce(conn, link, None).map_err(|_| Stop::Broken)?;
+    }
+    Ok(())
+}
+
 /// Receives a write (`P_DATA`, `P_RS_DATA_REPLY`) of `length` payload bytes straight into
 /// pages and submits it; the ack thread acknowledges it once it is on disk.
 fn on_data(
@@ -864,6 +911,16 @@ fn on_data(
         size,
         resync: cmd == wire::P_RS_DATA_REPLY,
     };
+    if cmd == wire::P_DATA {
+        use crate::io_error::IntoProto;
+        let peer_disk = conn
+            .peer_dev(volume)
+            .map_or(DiskState::DUnknown, |p| p.peer_disk);
+        if crate::proto::io_error::mark_peer_write(peer_disk.into_proto()) {
+            // A diskless peer writes through us: its next attach needs these blocks.
+            dev.oos.lock().mark(dh.sector, u64::from(size));
+        }
+    }
     if cmd == wire::P_DATA && dh.dp_flags & wire::DP_SEND_RECEIVE_ACK != 0 {
         send_block_ack(link, wire::P_RECV_ACK, &plan, false).map_err(|_| Stop::Broken)?;
     }
@@ -915,6 +972,7 @@ pub(crate) fn on_ack(
     };
     match cmd {
         wire::P_RECV_ACK if ack.block_id != 0 => {
+            // Protocol B: received by the peer counts as stored.
             if let Some(req) = link.release_part(ack.block_id) {
                 req.part_done(true);
             }
@@ -927,7 +985,7 @@ pub(crate) fn on_ack(
                     p.req.mark_out_of_sync();
                 }
                 if p.holds_part {
-                    p.req.part_done(true);
+                    p.req.part_done(cmd == wire::P_WRITE_ACK);
                 }
             }
             if cmd == wire::P_NEG_ACK {
@@ -991,13 +1049,15 @@ pub(crate) fn write_target(dev: &Device) -> WritePath {
     WritePath::Degraded
 }
 
-/// Mirrors a write: local submission and `P_DATA` to the peer (the caller holds the device's
-/// ordering lock and counted the local request in flight); completion per the protocol
-/// (A: when sent, C: when the peer acknowledged the write).
+/// Mirrors a write: local submission (unless `lower` is `None`: diskless, the peer alone
+/// stores it) and `P_DATA` to the peer (the caller holds the device's ordering lock and
+/// counted the local request in flight); completion per the protocol (A: when sent, B: when
+/// received, C: when the peer acknowledged the write). The write succeeds if the local disk
+/// or the peer stored it.
 pub(crate) fn mirror_write(
     dev: &Arc<Device>,
     bio: UpperBio,
-    lower: &crate::sys::bdev::BlockDev,
+    lower: Option<&crate::sys::bdev::BlockDev>,
     conn: &Connection,
     link: &Link,
     protocol: u32,
@@ -1015,13 +1075,15 @@ pub(crate) fn mirror_write(
     // Protocol B/C: the upper bio also waits for the peer (receipt or write).
     let wait_for_peer = protocol != 1;
     // Parts: the local write, the peer (protocol B/C), and this submitter.
-    let parts = 2 + u32::from(wait_for_peer);
+    let parts = 1 + u32::from(lower.is_some()) + u32::from(wait_for_peer);
     let req = {
         let _noio = crate::sys::misc::NoIoScope::enter();
         match SharedCompletion::new(bio, parts, dev.clone(), al) {
             Ok(r) => r,
             Err(bio) => {
-                dev.lower_done();
+                if lower.is_some() {
+                    dev.lower_done();
+                }
                 bio.end(crate::sys::bio::STATUS_IOERR);
                 return;
             }
@@ -1036,7 +1098,7 @@ pub(crate) fn mirror_write(
         // Untracked (no memory): do not wait for the peer, resync these blocks later.
         req.mark_out_of_sync();
         if wait_for_peer {
-            req.part_done(true);
+            req.part_done(false);
         }
     } else {
         dp_flags |= wire::DP_SEND_WRITE_ACK;
@@ -1044,7 +1106,9 @@ pub(crate) fn mirror_write(
             dp_flags |= wire::DP_SEND_RECEIVE_ACK;
         }
     }
-    req.submit_local(lower);
+    if let Some(lower) = lower {
+        req.submit_local(lower);
+    }
     let dh = DataHeader {
         sector,
         block_id,
@@ -1076,7 +1140,7 @@ pub(crate) fn mirror_write(
         req.mark_out_of_sync();
         if let Some(p) = link.take_pending(block_id) {
             if p.holds_part {
-                p.req.part_done(true);
+                p.req.part_done(false);
             }
         }
         link.data.shutdown();
@@ -1085,5 +1149,6 @@ pub(crate) fn mirror_write(
             conn.resource.name
         );
     }
-    req.part_done(true);
+    // Protocol A: handed to the network counts as stored on the peer.
+    req.part_done(sent && !wait_for_peer);
 }

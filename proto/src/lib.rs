@@ -19,6 +19,7 @@ pub mod codec;
 pub mod crc32c;
 pub mod handshake;
 pub mod helper;
+pub mod io_error;
 pub mod meta;
 pub mod replica;
 pub mod resize;
