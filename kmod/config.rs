@@ -318,6 +318,13 @@ pub(crate) fn attach(
     );
     st.backing = Some(backing);
     st.disk_state = disk_state;
+    // Connected to a peer with data: which copy is current is only known after the sync
+    // decision (DRBD's Negotiating).
+    st.negotiating = rs.connections().any(|c| {
+        c.link().is_some()
+            && c.peer_dev(dev.volume)
+                .is_some_and(|p| p.peer_disk >= DiskState::Inconsistent)
+    });
     events::device(&dev, &st, Kind::Change);
     drop(st);
     crate::replication::local_change_locked(&rs);
@@ -590,6 +597,7 @@ fn finish_detach(dev: &Arc<Device>, from: DiskState) -> Outcome {
             );
         }
         st.disk_state = DiskState::Diskless;
+        st.negotiating = false;
         pr_info!("drbd{}: detached\n", dev.minor);
         events::device(dev, &st, Kind::Change);
         backing

@@ -44,6 +44,9 @@ pub(crate) struct DeviceState {
     pub(crate) openers: u32,
     /// Set by `del-minor`: refuse new opens.
     pub(crate) removing: bool,
+    /// Attached while connected: the next sync decision treats the disk as Negotiating (a
+    /// Primary's returning disk may become SyncTarget), and reads go to the peer until then.
+    pub(crate) negotiating: bool,
     /// The I/O error worker (`crate::io_error`), started at the first attach.
     pub(crate) worker: Option<crate::sys::thread::KThread>,
 }
@@ -111,6 +114,7 @@ impl Device {
                         backing: None,
                         openers: 0,
                         removing: false,
+                        negotiating: false,
                         worker: None,
                     },
                     "Device::state"
@@ -294,7 +298,14 @@ impl Device {
     fn read(self: &Arc<Self>, bio: UpperBio) {
         // Decided before the request counts as in flight: a detach drains under the state
         // lock.
-        let disk = self.state.lock().disk_state;
+        let disk = {
+            let st = self.state.lock();
+            if st.negotiating {
+                DiskState::Negotiating
+            } else {
+                st.disk_state
+            }
+        };
         let source = crate::proto::io_error::read_source(
             crate::io_error::IntoProto::into_proto(disk),
             // A SyncTarget does not know which blocks the source still sends.

@@ -167,6 +167,13 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> Failure 
     conn.set_link(None);
     link.fail_pending();
     crate::remote_read::fail_reads(link);
+    // A disk waiting for the sync decision is on its own now: its meta-data decides.
+    {
+        let rs = conn.resource.state.lock();
+        for d in rs.devices() {
+            d.state.lock().negotiating = false;
+        }
+    }
     conn.untrack_sockets();
     crate::role::peer_lost(&conn.resource, conn.peer_node_id);
     why

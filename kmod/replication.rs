@@ -434,6 +434,9 @@ fn decide(
     if let Some(b) = theirs.bitmap.get_mut(conn.resource.node_id as usize) {
         *b = peer.peer_bitmap_uuid;
     }
+    // A disk attached while connected is exempt from the rr-conflict rule, like DRBD's
+    // Negotiating disk: a Primary's returning disk becomes SyncTarget of the peer's data.
+    let negotiating = core::mem::replace(&mut dev.state.lock().negotiating, false);
     let to_state_role = |r: Role| state::Role::from_u32(r as u32).unwrap_or(state::Role::Unknown);
     let to_state_disk =
         |d: DiskState| state::DiskState::from_u32(d as u32).unwrap_or(state::DiskState::DUnknown);
@@ -443,7 +446,11 @@ fn decide(
             uuids: &mine,
             flags: stability(&local, Some(peer.repl)) | discard_flag(conn),
             role: to_state_role(local.role),
-            disk: to_state_disk(local.disk),
+            disk: if negotiating {
+                state::DiskState::Negotiating
+            } else {
+                to_state_disk(local.disk)
+            },
             dirty_bits: local.dirty,
             quorum: true,
         },
