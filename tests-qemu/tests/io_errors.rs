@@ -9,6 +9,8 @@
 //! - `call-local-io-error`: a failed read is retried on the peer (the application gets the
 //!   peer's data), the disk detaches, and the `local-io-error` handler runs (events2 `call
 //!   helper` / `response helper`, the helper's own log).
+//! - `drbdsetup detach` of the connected Primary: diskless writes reach the peer, `attach`
+//!   resyncs them back.
 //! - `pass_on` (no peer connected): the error reaches the application (EIO), the disk stays
 //!   attached and becomes Inconsistent.
 
@@ -217,6 +219,19 @@ fn detach_call_helper_and_pass_on() {
     let log = a.kernel_log();
     assert!(log.contains("local READ IO error sector"), "{log}");
     repair_and_attach(a, b, "--on-io-error=call-local-io-error");
+    assert_eq!(data_hash(a), data_hash(b));
+
+    // ---- an administrative detach of the Primary works the same way ----------------------
+    a.run_ok("drbdsetup detach 1");
+    wait_diskless(a, b);
+    a.run_ok("dd if=/dev/urandom of=/dev/drbd1 bs=64k count=8 seek=20 oflag=direct 2>/dev/null");
+    assert_eq!(
+        device_hash(a),
+        data_hash(b),
+        "diskless writes must reach the peer"
+    );
+    a.run_ok("drbdsetup attach 1 /dev/mapper/fa /dev/mapper/fa internal --on-io-error=detach");
+    up_to_date_both(a, b);
     assert_eq!(data_hash(a), data_hash(b));
 
     // ---- pass_on without a peer: the error reaches the application ------------------------
