@@ -80,9 +80,36 @@ pub(crate) fn submit(dev: &Device, bio: UpperBio) {
     }
 }
 
-/// Parks `bio` in a free slot; `None` (bio failed) without memory.
+/// Reads waiting for the peer's answer.
+///
+/// Locking: lives in `Link::reads` (a spinlock, never held while sleeping). Lifetime: as the
+/// link; `closed` is set when the link failed, after which no read is parked any more.
+pub(crate) struct PendingReads {
+    /// By slot (`block_id = slot + 1`).
+    slots: KVec<Option<UpperBio>>,
+    /// The link is gone (`fail_reads` ran).
+    closed: bool,
+}
+
+impl PendingReads {
+    /// No reads yet.
+    pub(crate) const fn new() -> Self {
+        Self {
+            slots: KVec::new(),
+            closed: false,
+        }
+    }
+}
+
+/// Parks `bio` in a free slot; `None` (bio failed) without memory or once the link failed.
 fn add_read(link: &Link, bio: UpperBio) -> Option<u64> {
-    let mut reads = link.reads.lock();
+    let mut guard = link.reads.lock();
+    if guard.closed {
+        drop(guard);
+        bio.end(STATUS_IOERR);
+        return None;
+    }
+    let reads = &mut guard.slots;
     if let Some((i, slot)) = reads.iter_mut().enumerate().find(|(_, s)| s.is_none()) {
         *slot = Some(bio);
         return Some(i as u64 + 1);
@@ -96,7 +123,7 @@ fn add_read(link: &Link, bio: UpperBio) -> Option<u64> {
             Some(n as u64)
         }
         Err(_) => {
-            drop(reads);
+            drop(guard);
             bio.end(STATUS_IOERR);
             None
         }
@@ -105,13 +132,17 @@ fn add_read(link: &Link, bio: UpperBio) -> Option<u64> {
 
 fn take_read(link: &Link, id: u64) -> Option<UpperBio> {
     let index = usize::try_from(id.checked_sub(1)?).ok()?;
-    link.reads.lock().get_mut(index)?.take()
+    link.reads.lock().slots.get_mut(index)?.take()
 }
 
 /// The link is gone: reads still waiting for it fail.
 pub(crate) fn fail_reads(link: &Link) {
     loop {
-        let next = link.reads.lock().iter_mut().find_map(|s| s.take());
+        let next = {
+            let mut reads = link.reads.lock();
+            reads.closed = true;
+            reads.slots.iter_mut().find_map(|s| s.take())
+        };
         match next {
             Some(bio) => bio.end(STATUS_IOERR),
             None => break,
@@ -165,7 +196,9 @@ pub(crate) fn on_request(
     payload: &[u8],
 ) -> Result<(), Stop> {
     let req = BlockReq::decode(payload).map_err(|_| Stop::Protocol)?;
-    if req.blksize == 0 || req.blksize % 512 != 0 || req.blksize as usize > crate::sys::bdev::MAX_XFER
+    if req.blksize == 0
+        || req.blksize % 512 != 0
+        || req.blksize as usize > crate::sys::bdev::MAX_XFER
     {
         return Err(Stop::Protocol);
     }

@@ -68,7 +68,7 @@ pub(crate) struct Link {
     /// Reads sent to the peer (`P_DATA_REQUEST`) and not answered yet, by slot
     /// (`block_id = slot + 1`); see `crate::remote_read`.
     #[pin]
-    pub(crate) reads: SpinLock<KVec<Option<UpperBio>>>,
+    pub(crate) reads: SpinLock<crate::remote_read::PendingReads>,
 }
 
 /// A mirrored write waiting for the peer's `P_WRITE_ACK`.
@@ -100,7 +100,7 @@ impl Link {
                 rs_in_flight: AtomicU32::new(0),
                 seq: AtomicU32::new(1),
                 ov <- crate::verify::LinkVerify::new(),
-                reads <- new_spinlock!(KVec::new(), "Link::reads"),
+                reads <- new_spinlock!(crate::remote_read::PendingReads::new(), "Link::reads"),
             }),
             GFP_KERNEL,
         )
@@ -746,7 +746,14 @@ fn on_state(
     let Some(peer) = conn.peer_dev(volume) else {
         return Ok(());
     };
-    peer_disk_changed(conn, link, &dev, before.map(|b| b.peer_disk), peer_disk, peer_role)?;
+    peer_disk_changed(
+        conn,
+        link,
+        &dev,
+        before.map(|b| b.peer_disk),
+        peer_disk,
+        peer_role,
+    )?;
     if before.is_some_and(|b| b.peer_disk == DiskState::Inconsistent)
         && peer_disk == DiskState::UpToDate
     {
@@ -872,7 +879,9 @@ fn peer_disk_changed(
     ) {
         crate::role::peer_disk_lost(dev, conn.peer_node_id, role == Role::Primary);
     }
-    if before <= DiskState::Failed && after >= DiskState::Inconsistent && local != DiskState::Diskless
+    if before <= DiskState::Failed
+        && after >= DiskState::Inconsistent
+        && local != DiskState::Diskless
     {
         announce(conn, link, None).map_err(|_| Stop::Broken)?;
     }
