@@ -284,6 +284,7 @@ impl ActivityLog {
             } else {
                 inner.with(|c| c.transaction_failed());
                 inner.failed = true;
+                dev.meta_io_failed();
                 pr_err!(
                     "drbd{}: writing the activity log failed; writes fail until detach\n",
                     self.minor

@@ -59,14 +59,24 @@ fn idle_closer(conn: &Connection, link: &Link) {
 /// An empty flush (`PREFLUSH` without data) on a Primary that mirrors to `link`: flushes
 /// the local disk and ends the open epoch, and completes only once the peer acknowledged
 /// every epoch sent so far, i.e. once the peer has all completed writes stable too.
-pub(crate) fn mirror_flush(dev: &Arc<Device>, bio: UpperBio, lower: &BlockDev, link: &Link) {
+/// Without a local disk (`lower` `None`) the peer alone flushes. The flush succeeds if the
+/// local disk or the peer flushed.
+pub(crate) fn mirror_flush(
+    dev: &Arc<Device>,
+    bio: UpperBio,
+    lower: Option<&BlockDev>,
+    link: &Link,
+) {
     // Parts: the local flush, the peer's barrier ack, and this submitter.
+    let parts = 2 + u32::from(lower.is_some());
     let req = {
         let _noio = crate::sys::misc::NoIoScope::enter();
-        match SharedCompletion::new(bio, 3, dev.clone(), None, None) {
+        match SharedCompletion::new(bio, parts, dev.clone(), None, None) {
             Ok(r) => r,
             Err(bio) => {
-                dev.lower_done();
+                if lower.is_some() {
+                    dev.lower_done();
+                }
                 bio.end(crate::sys::bio::STATUS_IOERR);
                 return;
             }
@@ -76,11 +86,13 @@ pub(crate) fn mirror_flush(dev: &Arc<Device>, bio: UpperBio, lower: &BlockDev, l
         let _noio = crate::sys::misc::NoIoScope::enter();
         link.tl.add(&req, true)
     };
-    req.submit_local(lower);
+    if let Some(lower) = lower {
+        req.submit_local(lower);
+    }
     if id == 0 {
         // No memory to wait for the peer: the local flush decides.
-        req.part_done(true);
-        req.part_done(true);
+        req.part_done(false);
+        req.part_done(false);
         return;
     }
     let outcome = {
@@ -105,7 +117,7 @@ pub(crate) fn mirror_flush(dev: &Arc<Device>, bio: UpperBio, lower: &BlockDev, l
             link.data.shutdown();
         }
     }
-    req.part_done(true);
+    req.part_done(false);
 }
 
 /// `P_BARRIER_ACK` on the meta stream; `false` = protocol violation (the link is dropped).

@@ -199,6 +199,7 @@ fn remove_device(dev: &Arc<Device>) -> Outcome {
     if let Some(mut disk) = disk {
         disk.remove();
     }
+    dev.stop_worker();
     Ok(())
 }
 
@@ -218,6 +219,7 @@ pub(crate) fn attach(
     if dev.state.lock().backing.is_some() {
         return Err(fail!(ret::ERR_DISK_CONFIGURED));
     }
+    dev.start_worker().map_err(|_| fail!(ret::ERR_NOMEM))?;
     let holder: *const core::ffi::c_void = (&*dev as *const Device).cast();
     // Declared before the guards, so that on failure it is closed after they are released.
     let mut backing = Backing::open(req, holder, res.node_id)?;
@@ -317,6 +319,13 @@ pub(crate) fn attach(
     );
     st.backing = Some(backing);
     st.disk_state = disk_state;
+    // Connected to a peer with data: which copy is current is only known after the sync
+    // decision (DRBD's Negotiating).
+    st.negotiating = rs.connections().any(|c| {
+        c.link().is_some()
+            && c.peer_dev(dev.volume)
+                .is_some_and(|p| p.peer_disk >= DiskState::Inconsistent)
+    });
     events::device(&dev, &st, Kind::Change);
     drop(st);
     pr_info!(
@@ -440,7 +449,97 @@ pub(crate) fn detach(reg: &mut RegistryInner, minor: u32, force: bool) -> Outcom
 }
 
 /// Detaches and closes the backing devices (closed after the locks are released, see `attach`).
+/// A Primary may detach while a connected peer has UpToDate data: it goes on through it.
 fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
+    {
+        let rs = dev.resource.state.lock();
+        let st = dev.state.lock();
+        if st.backing.is_none() {
+            return Ok(());
+        }
+        drop(st);
+        if rs.role == Role::Primary && !force && !crate::remote_read::peer_has_data(dev) {
+            return Err(fail!(
+                ss::NO_UP_TO_DATE_DISK,
+                "detaching would leave the Primary without data (no peers)"
+            ));
+        }
+    }
+    finish_detach(dev, DiskState::Detaching)
+}
+
+/// The local disk failed and `on-io-error` says detach (worker thread, no lock held): the
+/// disk goes Failed, the peers learn it together with the blocks this node had marked (so
+/// nothing it missed is forgotten), the `local-io-error` handler runs if configured, then
+/// the disk is released and goes Diskless.
+pub(crate) fn detach_failed(dev: &Arc<Device>, call_helper: bool) {
+    let res = dev.resource.clone();
+    {
+        let rs = res.state.lock();
+        {
+            let mut st = dev.state.lock();
+            if st.backing.is_none() || st.disk_state <= DiskState::Failed {
+                return;
+            }
+            pr_info!(
+                "{}/{} drbd{}: disk( {} -> Failed )\n",
+                res.name,
+                dev.volume,
+                dev.minor,
+                st.disk_state.name()
+            );
+            st.disk_state = DiskState::Failed;
+            events::device(dev, &st, Kind::Change);
+        }
+        // No new request reaches the failing disk: reads and writes go to the peers.
+        dev.set_lower(None, 0, rs.role == Role::Primary);
+        dev.set_al(None);
+        for conn in rs.connections() {
+            if let Some(link) = conn.link() {
+                if crate::resync::send_own_bitmap(&link, dev).is_err() {
+                    link.data.shutdown();
+                }
+            }
+        }
+        crate::replication::local_change_locked(&rs);
+    }
+    if call_helper {
+        crate::helper::call_device(dev, crate::proto::helper::Helper::LocalIoError);
+    }
+    if let Err(f) = finish_detach(dev, DiskState::Failed) {
+        pr_warn!("drbd{}: {} {}\n", dev.minor, f.text(), f.info());
+    }
+}
+
+/// `pass_on`: the disk stays, but after a failed request its data is not UpToDate any more.
+pub(crate) fn mark_inconsistent(dev: &Arc<Device>) {
+    let rs = dev.resource.state.lock();
+    {
+        let mut st = dev.state.lock();
+        if st.disk_state <= DiskState::Inconsistent {
+            return;
+        }
+        pr_info!(
+            "{}/{} drbd{}: disk( {} -> Inconsistent )\n",
+            dev.resource.name,
+            dev.volume,
+            dev.minor,
+            st.disk_state.name()
+        );
+        st.disk_state = DiskState::Inconsistent;
+        if let Some(b) = st.backing.as_mut() {
+            b.sb.flags &= !(meta::MDF_CONSISTENT | meta::MDF_WAS_UP_TO_DATE);
+            if let Err(f) = b.write_superblock() {
+                pr_warn!("drbd{}: {} {}\n", dev.minor, f.text(), f.info());
+            }
+        }
+        events::device(dev, &st, Kind::Change);
+    }
+    crate::replication::local_change_locked(&rs);
+}
+
+/// The common end of a detach: `from` is the state shown meanwhile (Detaching, or Failed).
+fn finish_detach(dev: &Arc<Device>, from: DiskState) -> Outcome {
     let backing = {
         let res = dev.resource.clone();
         let rs = res.state.lock();
@@ -448,14 +547,10 @@ fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
         if st.backing.is_none() {
             return Ok(());
         }
-        if rs.role == Role::Primary && !force {
-            return Err(fail!(
-                ss::NO_UP_TO_DATE_DISK,
-                "detaching would leave the Primary without data (no peers)"
-            ));
+        if st.disk_state != from {
+            st.disk_state = from;
+            events::device(dev, &st, Kind::Change);
         }
-        st.disk_state = DiskState::Detaching;
-        events::device(dev, &st, Kind::Change);
         dev.set_lower(None, 0, rs.role == Role::Primary);
         dev.set_al(None);
         dev.drain();
@@ -493,10 +588,28 @@ fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
                 pr_warn!("drbd{}: {} {}\n", dev.minor, f.text(), f.info());
             }
         }
+        // A diskless node connected to a peer with data keeps its size: I/O goes there.
+        let peer_size = rs
+            .connections()
+            .filter(|c| c.link().is_some())
+            .filter_map(|c| c.peer_dev(dev.volume))
+            .filter(|p| p.peer_disk == DiskState::UpToDate)
+            .map(|p| p.peer_size)
+            .max()
+            .unwrap_or(0);
         if let Some(disk) = st.disk.as_ref() {
-            disk.set_capacity(0);
+            disk.set_capacity(peer_size);
+        }
+        if from == DiskState::Failed {
+            pr_info!(
+                "{}/{} drbd{}: disk( Failed -> Diskless )\n",
+                res.name,
+                dev.volume,
+                dev.minor
+            );
         }
         st.disk_state = DiskState::Diskless;
+        st.negotiating = false;
         pr_info!("drbd{}: detached\n", dev.minor);
         events::device(dev, &st, Kind::Change);
         backing

@@ -13,8 +13,8 @@ use crate::sys::bio::{BioList, BioOp, SharedCompletion, UpperBio, STATUS_IOERR, 
 use crate::sys::disk::Disk;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex, SpinLock};
-use kernel::{new_mutex, new_spinlock};
+use kernel::sync::{Arc, CondVar, Mutex, SpinLock};
+use kernel::{new_condvar, new_mutex, new_spinlock};
 
 /// What the I/O path needs, behind a spinlock (never held while sleeping).
 pub(crate) struct DeviceIo {
@@ -47,6 +47,11 @@ pub(crate) struct DeviceState {
     /// Peers (bit per node id) this node was not connected to when it last went down as
     /// Primary: `wait-connect` uses `degr-wfc-timeout` for them (`crate::wfc`).
     pub(crate) degr_wfc: u32,
+    /// Attached while connected: the next sync decision treats the disk as Negotiating (a
+    /// Primary's returning disk may become SyncTarget), and reads go to the peer until then.
+    pub(crate) negotiating: bool,
+    /// The I/O error worker (`crate::io_error`), started at the first attach.
+    pub(crate) worker: Option<crate::sys::thread::KThread>,
 }
 
 /// Counters reported in `DEVICE_STATISTICS`.
@@ -89,6 +94,12 @@ pub(crate) struct Device {
     /// Blocks the peer does not have (spinlock: set from the I/O path).
     #[pin]
     pub(crate) oos: SpinLock<crate::oos::OosMap>,
+    /// Local I/O errors reported by completions (irq-saving: any context), for the worker.
+    #[pin]
+    pub(crate) errors: crate::sys::irqlock::IrqSpinLock<crate::io_error::ErrorQueue>,
+    /// Wakes the worker.
+    #[pin]
+    pub(crate) errors_cv: CondVar,
 }
 
 impl Device {
@@ -108,6 +119,8 @@ impl Device {
                         openers: 0,
                         removing: false,
                         degr_wfc: 0,
+                        negotiating: false,
+                        worker: None,
                     },
                     "Device::state"
                 ),
@@ -129,6 +142,11 @@ impl Device {
                     "Device::sync_lock"
                 ),
                 oos <- new_spinlock!(crate::oos::OosMap::empty(), "Device::oos"),
+                errors <- crate::new_irq_spinlock!(
+                    crate::io_error::ErrorQueue::new(),
+                    "Device::errors"
+                ),
+                errors_cv <- new_condvar!("Device::errors_cv"),
             }),
             GFP_KERNEL,
         )?;
@@ -186,7 +204,8 @@ impl Device {
         self.io.lock().held.len()
     }
 
-    /// Starts a bio: local disk and, for a Primary's writes, the peers.
+    /// Starts a bio: local disk and, for a Primary's writes, the peers; without a usable
+    /// local disk, the peer alone (`proto::io_error::read_source`).
     fn start(self: &Arc<Self>, bio: UpperBio) {
         let op = bio.op();
         let changes_data = matches!(op, BioOp::Write | BioOp::Discard);
@@ -197,10 +216,9 @@ impl Device {
             if let crate::replication::WritePath::Mirror(_, link, _) =
                 crate::replication::write_target(self)
             {
-                if let Some(lower) = self.start_lower_io() {
-                    crate::barrier::mirror_flush(self, bio, &lower, &link);
-                    return;
-                }
+                let lower = self.start_lower_io();
+                crate::barrier::mirror_flush(self, bio, lower.as_deref(), &link);
+                return;
             }
         }
         let log = {
@@ -209,11 +227,15 @@ impl Device {
         };
         if let Some(log) = log {
             // Record the extents first: after a crash, they are what gets resynced.
+            let mut local = true;
             let al = match log.map(|l| l.begin(bio.sector(), u64::from(bio.size()) / 512)) {
                 Some(Ok(r)) => Some(r),
                 Some(Err(_)) => {
-                    bio.end(STATUS_IOERR);
-                    return;
+                    // The activity log cannot be written: the disk goes (meta-data errors
+                    // always detach); a peer may still take the write.
+                    self.meta_io_failed();
+                    local = false;
+                    None
                 }
                 None => None,
             };
@@ -238,13 +260,26 @@ impl Device {
                 let lower = {
                     let mut order = self.sync_lock.lock();
                     order.note_write(bio.sector(), u64::from(bio.size()) / 512);
-                    self.start_lower_io()
+                    // Diskless (or the disk is failing): the peer alone stores the write.
+                    if local {
+                        self.start_lower_io()
+                    } else {
+                        None
+                    }
                 };
-                let Some(lower) = lower else {
-                    bio.end(STATUS_IOERR);
-                    return;
-                };
-                crate::replication::mirror_write(self, bio, &lower, &conn, &link, protocol, al);
+                crate::replication::mirror_write(
+                    self,
+                    bio,
+                    lower.as_deref(),
+                    &conn,
+                    &link,
+                    protocol,
+                    al,
+                );
+                return;
+            }
+            if !local {
+                bio.end(STATUS_IOERR);
                 return;
             }
             if al.is_some() {
@@ -255,6 +290,10 @@ impl Device {
                 return;
             }
         }
+        if op == BioOp::Read {
+            self.read(bio);
+            return;
+        }
         let lower = {
             let io = self.io.lock();
             match &io.lower {
@@ -264,18 +303,55 @@ impl Device {
                 }
                 _ => {
                     drop(io);
-                    bio.end(STATUS_IOERR);
+                    // A diskless node's cache flush has nothing to flush (the peer orders
+                    // its own writes); anything else needs the disk.
+                    bio.end(if op == BioOp::Flush { 0 } else { STATUS_IOERR });
                     return;
                 }
             }
         };
         let kib = u64::from(bio.size()) / 1024;
-        match op {
-            BioOp::Read => self.counters.read_kib.fetch_add(kib, Ordering::Relaxed),
-            BioOp::Write => self.counters.written_kib.fetch_add(kib, Ordering::Relaxed),
-            _ => 0,
-        };
+        if op == BioOp::Write {
+            self.counters.written_kib.fetch_add(kib, Ordering::Relaxed);
+        }
         bio.submit_clone(&lower);
+    }
+
+    /// A read: from the local disk if it has current data (a failure retries on a peer),
+    /// else from a peer with UpToDate data.
+    fn read(self: &Arc<Self>, bio: UpperBio) {
+        // Decided before the request counts as in flight: a detach drains under the state
+        // lock.
+        let disk = {
+            let st = self.state.lock();
+            if st.negotiating {
+                DiskState::Negotiating
+            } else {
+                st.disk_state
+            }
+        };
+        let source = crate::proto::io_error::read_source(
+            crate::io_error::IntoProto::into_proto(disk),
+            // A SyncTarget does not know which blocks the source still sends.
+            disk != DiskState::Inconsistent,
+            true,
+        );
+        if source == crate::proto::io_error::ReadSource::Local {
+            let lower = {
+                let io = self.io.lock();
+                io.lower.clone().inspect(|_| {
+                    self.inflight.fetch_add(1, Ordering::AcqRel);
+                })
+            };
+            if let Some(lower) = lower {
+                self.counters
+                    .read_kib
+                    .fetch_add(u64::from(bio.size()) / 1024, Ordering::Relaxed);
+                bio.submit_read(&lower);
+                return;
+            }
+        }
+        crate::remote_read::submit(self, bio);
     }
 
     /// A Primary's write that goes to the local disk only, holding its activity-log extents
@@ -292,7 +368,7 @@ impl Device {
         match req {
             Ok(req) => {
                 req.submit_local(&lower);
-                req.part_done(true);
+                req.part_done(false);
             }
             Err(bio) => {
                 self.lower_done();

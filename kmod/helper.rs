@@ -30,6 +30,11 @@ pub(crate) fn call_peer_device(conn: &Connection, dev: &Device, helper: Helper) 
     call(&conn.resource, Some(conn), Some(dev), helper)
 }
 
+/// Runs a device helper (`local-io-error`): device variables only.
+pub(crate) fn call_device(dev: &Device, helper: Helper) -> i32 {
+    call(&dev.resource, None, Some(dev), helper)
+}
+
 /// Runs a connection helper (fence-peer, unfence-peer): connection variables plus every
 /// volume as `DRBD_MINOR_<vnr>`/`DRBD_BACKING_DEV_<vnr>`.
 pub(crate) fn call_connection(conn: &Connection, helper: Helper) -> i32 {

@@ -183,6 +183,14 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> (Failure
     };
     conn.set_link(None);
     link.tl.fail_all(loss.freeze.then_some(&*conn.resource));
+    crate::remote_read::fail_reads(link);
+    // A disk waiting for the sync decision is on its own now: its meta-data decides.
+    {
+        let rs = conn.resource.state.lock();
+        for d in rs.devices() {
+            d.state.lock().negotiating = false;
+        }
+    }
     conn.untrack_sockets();
     crate::role::peer_lost(&conn.resource, conn.peer_node_id);
     crate::wfc::peer_gone(&conn.resource, conn.peer_node_id);
@@ -389,6 +397,11 @@ fn watch(conn: &Connection, link: &Arc<Link>, net: &NetOptions) -> Failure {
                     }
                     wire::P_BARRIER_ACK => {
                         if !crate::barrier::on_barrier_ack(conn, link, &payload) {
+                            return Failure::Protocol;
+                        }
+                    }
+                    wire::P_NEG_DREPLY => {
+                        if !crate::remote_read::on_neg_reply(link, &payload) {
                             return Failure::Protocol;
                         }
                     }

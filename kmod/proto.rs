@@ -75,3 +75,8 @@ pub(crate) mod resize;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/epoch.rs"]
 pub(crate) mod epoch;
+
+/// Local I/O error policies (`on-io-error`).
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/io_error.rs"]
+pub(crate) mod io_error;

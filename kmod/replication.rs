@@ -28,9 +28,9 @@ use crate::sys::bio::{SharedCompletion, UpperBio};
 use crate::sys::peer_bio::{PageBuf, WriteFlags};
 use crate::sys::socket::Socket;
 use core::sync::atomic::{AtomicU32, Ordering};
-use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::{Arc, Mutex, SpinLock};
+use kernel::{new_mutex, new_spinlock};
 
 /// Largest data payload accepted from a peer.
 const MAX_DATA_PAYLOAD: u32 = crate::sys::bdev::MAX_XFER as u32;
@@ -72,6 +72,10 @@ pub(crate) struct Link {
     /// Online verify on this link (`crate::verify`).
     #[pin]
     pub(crate) ov: crate::verify::LinkVerify,
+    /// Reads sent to the peer (`P_DATA_REQUEST`) and not answered yet, by slot
+    /// (`block_id = slot + 1`); see `crate::remote_read`.
+    #[pin]
+    pub(crate) reads: SpinLock<crate::remote_read::PendingReads>,
 }
 
 /// Monotonic milliseconds (any context).
@@ -101,6 +105,7 @@ impl Link {
                 seq: AtomicU32::new(1),
                 max_epoch_size,
                 ov <- crate::verify::LinkVerify::new(),
+                reads <- new_spinlock!(crate::remote_read::PendingReads::new(), "Link::reads"),
             }),
             GFP_KERNEL,
         )
@@ -405,6 +410,9 @@ fn decide(
     if let Some(b) = theirs.bitmap.get_mut(conn.resource.node_id as usize) {
         *b = peer.peer_bitmap_uuid;
     }
+    // A disk attached while connected is exempt from the rr-conflict rule, like DRBD's
+    // Negotiating disk: a Primary's returning disk becomes SyncTarget of the peer's data.
+    let negotiating = core::mem::replace(&mut dev.state.lock().negotiating, false);
     let to_state_role = |r: Role| state::Role::from_u32(r as u32).unwrap_or(state::Role::Unknown);
     let to_state_disk =
         |d: DiskState| state::DiskState::from_u32(d as u32).unwrap_or(state::DiskState::DUnknown);
@@ -414,7 +422,11 @@ fn decide(
             uuids: &mine,
             flags: stability(&local, Some(peer.repl)) | discard_flag(conn),
             role: to_state_role(local.role),
-            disk: to_state_disk(local.disk),
+            disk: if negotiating {
+                state::DiskState::Negotiating
+            } else {
+                to_state_disk(local.disk)
+            },
             dirty_bits: local.dirty,
             quorum: true,
         },
@@ -584,6 +596,12 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
             }
             continue;
         }
+        if h.cmd == wire::P_DATA_REPLY {
+            if let Err(stop) = crate::remote_read::on_reply(link, h.length) {
+                return stop;
+            }
+            continue;
+        }
         let payload = match packet::recv_payload(&link.data, h.length, MAX_STATE_PAYLOAD) {
             Ok(p) => p,
             Err(e) if e == EINVAL => return Stop::Protocol,
@@ -611,6 +629,7 @@ pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
             wire::P_SYNC_PARAM89 => crate::verify::on_params(conn, &payload),
             wire::P_OV_REQUEST => crate::verify::on_request(conn, link, volume, &payload),
             wire::P_OV_REPLY => crate::verify::on_reply(conn, link, volume, &payload),
+            wire::P_DATA_REQUEST => crate::remote_read::on_request(conn, link, volume, &payload),
             _ => Err(Stop::Protocol),
         };
         if let Err(stop) = result {
@@ -713,6 +732,14 @@ fn on_state(
     let Some(peer) = conn.peer_dev(volume) else {
         return Ok(());
     };
+    peer_disk_changed(
+        conn,
+        link,
+        &dev,
+        before.map(|b| b.peer_disk),
+        peer_disk,
+        peer_role,
+    )?;
     if before.is_some_and(|b| b.peer_disk == DiskState::Inconsistent)
         && peer_disk == DiskState::UpToDate
     {
@@ -816,6 +843,41 @@ fn on_state(
     }
 }
 
+/// The peer's disk failed or was detached, or came back (`proto::io_error` rules): with a
+/// Primary around, the node that keeps UpToDate data starts a new data generation (the old
+/// one stays as the peer's bitmap UUID, and the peer's writes through us are marked), so a
+/// later attach resyncs exactly what changed; when the disk returns, our state goes to the
+/// peer again so that both sides run the sync decision.
+fn peer_disk_changed(
+    conn: &Connection,
+    link: &Link,
+    dev: &Device,
+    before: Option<DiskState>,
+    after: DiskState,
+    peer_role: Role,
+) -> Result<(), Stop> {
+    use crate::io_error::IntoProto;
+    let Some(before) = before else { return Ok(()) };
+    let role = conn.resource.state.lock().role;
+    let local = dev.state.lock().disk_state;
+    let someone_primary = role == Role::Primary || peer_role == Role::Primary;
+    if crate::proto::io_error::new_generation_on_peer_disk_loss(
+        before.into_proto(),
+        after.into_proto(),
+        local.into_proto(),
+        someone_primary,
+    ) {
+        crate::role::peer_disk_lost(dev, conn.peer_node_id, role == Role::Primary);
+    }
+    if before <= DiskState::Failed
+        && after >= DiskState::Inconsistent
+        && local != DiskState::Diskless
+    {
+        announce(conn, link, None).map_err(|_| Stop::Broken)?;
+    }
+    Ok(())
+}
+
 /// Receives a write (`P_DATA`, `P_RS_DATA_REPLY`) of `length` payload bytes straight into
 /// pages and submits it; the ack thread acknowledges it once it is on disk.
 fn on_data(
@@ -855,6 +917,16 @@ fn on_data(
         size,
         resync: cmd == wire::P_RS_DATA_REPLY,
     };
+    if cmd == wire::P_DATA {
+        use crate::io_error::IntoProto;
+        let peer_disk = conn
+            .peer_dev(volume)
+            .map_or(DiskState::DUnknown, |p| p.peer_disk);
+        if crate::proto::io_error::mark_peer_write(peer_disk.into_proto()) {
+            // A diskless peer writes through us: its next attach needs these blocks.
+            dev.oos.lock().mark(dh.sector, u64::from(size));
+        }
+    }
     if cmd == wire::P_DATA && dh.dp_flags & wire::DP_SEND_RECEIVE_ACK != 0 {
         send_block_ack(link, wire::P_RECV_ACK, &plan, false).map_err(|_| Stop::Broken)?;
     }
@@ -915,6 +987,7 @@ pub(crate) fn on_ack(
     };
     match cmd {
         wire::P_RECV_ACK if ack.block_id != 0 => {
+            // Protocol B: received by the peer counts as stored.
             if let Some(req) = link.tl.received(ack.block_id) {
                 req.part_done(true);
             }
@@ -927,7 +1000,7 @@ pub(crate) fn on_ack(
                     a.req.mark_out_of_sync();
                 }
                 if let Some(req) = a.waiting {
-                    req.part_done(true);
+                    req.part_done(cmd == wire::P_WRITE_ACK);
                 }
             }
             if cmd == wire::P_NEG_ACK {
@@ -991,13 +1064,15 @@ pub(crate) fn write_target(dev: &Device) -> WritePath {
     WritePath::Degraded
 }
 
-/// Mirrors a write: local submission and `P_DATA` to the peer (the caller noted the write
-/// under the device's ordering lock and counted the local request in flight); completion per
-/// the protocol (A: when sent, B: when received, C: when the peer wrote it).
+/// Mirrors a write: local submission (unless `lower` is `None`: diskless, the peer alone
+/// stores it) and `P_DATA` to the peer (the caller noted the write under the device's
+/// ordering lock and counted the local request in flight); completion per the protocol (A: when sent, B: when
+/// received, C: when the peer acknowledged the write). The write succeeds if the local disk
+/// or the peer stored it.
 pub(crate) fn mirror_write(
     dev: &Arc<Device>,
     bio: UpperBio,
-    lower: &crate::sys::bdev::BlockDev,
+    lower: Option<&crate::sys::bdev::BlockDev>,
     conn: &Connection,
     link: &Link,
     protocol: u32,
@@ -1015,13 +1090,15 @@ pub(crate) fn mirror_write(
     // Protocol B/C: the upper bio also waits for the peer (receipt or write).
     let wait_for_peer = protocol != 1;
     // Parts: the local write, the peer (protocol B/C), and this submitter.
-    let parts = 2 + u32::from(wait_for_peer);
+    let parts = 1 + u32::from(lower.is_some()) + u32::from(wait_for_peer);
     let req = {
         let _noio = crate::sys::misc::NoIoScope::enter();
         match SharedCompletion::new(bio, parts, dev.clone(), al, Some(link.tl.clock.clone())) {
             Ok(r) => r,
             Err(bio) => {
-                dev.lower_done();
+                if lower.is_some() {
+                    dev.lower_done();
+                }
                 bio.end(crate::sys::bio::STATUS_IOERR);
                 return;
             }
@@ -1036,7 +1113,7 @@ pub(crate) fn mirror_write(
         // Untracked (no memory): do not wait for the peer, resync these blocks later.
         req.mark_out_of_sync();
         if wait_for_peer {
-            req.part_done(true);
+            req.part_done(false);
         }
     }
     // The answer the completion needs: the write (C) or its receipt (B); A needs none.
@@ -1047,7 +1124,9 @@ pub(crate) fn mirror_write(
             _ => 0,
         };
     }
-    req.submit_local(lower);
+    if let Some(lower) = lower {
+        req.submit_local(lower);
+    }
     let sent = {
         let _guard = link.lock_data();
         link.tl
@@ -1087,7 +1166,7 @@ pub(crate) fn mirror_write(
         req.mark_out_of_sync();
         if let Some((r, waiting)) = link.tl.remove(block_id) {
             if waiting {
-                r.part_done(true);
+                r.part_done(false);
             }
         }
         link.data.shutdown();
@@ -1096,5 +1175,6 @@ pub(crate) fn mirror_write(
             conn.resource.name
         );
     }
-    req.part_done(true);
+    // Protocol A: handed to the network counts as stored on the peer.
+    req.part_done(sent && !wait_for_peer);
 }

@@ -59,6 +59,27 @@ pub(crate) fn peer_lost(resource: &Resource, peer: u32) {
     }
 }
 
+/// The peer's disk went away while one of us is Primary and ours is UpToDate: the writes
+/// that follow are not on that disk, so start a new data generation (the peer's bitmap slot
+/// keeps the old one, which its disk still has).
+pub(crate) fn peer_disk_lost(device: &crate::device::Device, peer: u32, primary: bool) {
+    let mut st = device.state.lock();
+    if let Some(backing) = st.backing.as_mut() {
+        keep_bitmap_uuid(&mut backing.sb, peer);
+        new_current_uuid(&mut backing.sb, primary);
+        if let Err(f) = backing.write_superblock() {
+            pr_warn!("drbd{}: {} {}\n", device.minor, f.text(), f.info());
+        }
+        pr_info!(
+            "{}/{} drbd{}: new current UUID {:016X} (peer disk lost)\n",
+            device.resource.name,
+            device.volume,
+            device.minor,
+            backing.sb.current_uuid
+        );
+    }
+}
+
 /// Makes the resource Primary. `rs` is the locked state of `resource`.
 pub(crate) fn promote(resource: &Resource, rs: &mut ResourceState, force: bool) -> Outcome {
     if rs.role == Role::Primary {

@@ -274,6 +274,7 @@ impl TransferLog {
             }
             drop(epochs);
             for req in batch.iter().flatten() {
+                // Stable on the peer.
                 req.part_done(true);
             }
             if !full {
@@ -308,7 +309,8 @@ impl TransferLog {
             let parked =
                 e.holds_part && hold.is_some_and(|r| crate::admin::hold_for_fencing(r, &e.req));
             if e.holds_part && !parked {
-                e.req.part_done(true);
+                // The peer may not have it: only the local part can have stored it.
+                e.req.part_done(false);
             }
         }
     }

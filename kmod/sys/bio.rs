@@ -35,6 +35,10 @@ pub(crate) struct UpperBio {
     ptr: NonNull<bindings::bio>,
 }
 
+// SAFETY: a bio may be completed (and its pages filled) from any thread; the value is the
+// only handle to its completion (invariant).
+unsafe impl Send for UpperBio {}
+
 impl UpperBio {
     /// Takes over the completion of `ptr`.
     ///
@@ -111,6 +115,54 @@ impl UpperBio {
     }
 }
 
+impl UpperBio {
+    /// Sends a read clone to `lower`; a failed read does not complete the upper bio but hands
+    /// it to the device (`Device::local_read_failed`), which retries it on a peer. The caller
+    /// counted the request in flight; the completion ends it.
+    pub(crate) fn submit_read(self, lower: &BlockDev) {
+        let upper = self.ptr.as_ptr();
+        // SAFETY: as in `submit_clone`.
+        unsafe {
+            let clone = ffi::shim_bio_clone(upper, lower.raw());
+            (*clone).bi_private = upper.cast();
+            (*clone).bi_end_io = Some(read_endio);
+            bindings::submit_bio_noacct(clone);
+        }
+    }
+
+    /// Receives the bio's whole payload from `sock` into its own pages (a read served by a
+    /// peer, `P_DATA_REPLY`).
+    pub(crate) fn recv_payload(&mut self, sock: &super::socket::Socket) -> Result {
+        // SAFETY: `ptr` is valid (invariant) and we own its completion, so nobody else
+        // touches its pages until we end it.
+        unsafe { sock.recv_bio(self.ptr.as_ptr()) }
+    }
+}
+
+/// Completion of a read clone (any context): success ends the upper bio; a failure gives it
+/// to the device for a retry elsewhere. Never sleeps.
+///
+/// # Safety
+/// Called by the block layer once per clone made by [`UpperBio::submit_read`].
+unsafe extern "C" fn read_endio(clone: *mut bindings::bio) {
+    // SAFETY: as in `lower_endio`; on failure the upper bio's completion moves into an
+    // `UpperBio` handed to the device, which outlives its in-flight requests.
+    unsafe {
+        let upper: *mut bindings::bio = (*clone).bi_private.cast();
+        let status = (*clone).bi_status;
+        let owner = ffi::shim_bio_disk_private(upper);
+        bindings::bio_put(clone);
+        let device: &crate::device::Device = &*owner.cast::<crate::device::Device>();
+        if status == 0 {
+            (*upper).bi_status = 0;
+            bindings::bio_endio(upper);
+        } else if let Some(bio) = UpperBio::from_raw(upper) {
+            device.local_read_failed(bio);
+        }
+        device.lower_done();
+    }
+}
+
 /// Completion of a clone (any context, including hard interrupts): passes the status up, then
 /// tells the device that one lower request finished. Never sleeps.
 ///
@@ -134,15 +186,17 @@ unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
 }
 
 /// Completion of an upper bio that is split into several parts (the local write, the peer's
-/// acknowledgement, and the submitter itself): the last part to finish completes the bio, with
-/// an error if any part failed.
+/// acknowledgement, and the submitter itself): the last part to finish completes the bio. It
+/// succeeds if any part stored the data (`proto::io_error::request_ok`): a failed local write
+/// is hidden when a peer has the data, and a peer that missed it is resynced later.
 ///
 /// # Invariants
 /// `upper` is taken exactly once, by the caller that brings `remaining` to zero.
 pub(crate) struct SharedCompletion {
     upper: core::cell::UnsafeCell<Option<UpperBio>>,
     remaining: core::sync::atomic::AtomicU32,
-    failed: core::sync::atomic::AtomicBool,
+    /// Some part stored the data (the local disk or a peer).
+    stored: core::sync::atomic::AtomicBool,
     /// The device the local part is submitted to (its in-flight count is ours).
     device: kernel::sync::Arc<crate::device::Device>,
     /// First sector and length in bytes (for out-of-sync marking).
@@ -178,7 +232,7 @@ impl SharedCompletion {
             len,
             upper: core::cell::UnsafeCell::new(Some(upper)),
             remaining: core::sync::atomic::AtomicU32::new(parts),
-            failed: core::sync::atomic::AtomicBool::new(false),
+            stored: core::sync::atomic::AtomicBool::new(false),
             device,
             _al: al,
             clock,
@@ -203,10 +257,12 @@ impl SharedCompletion {
             .store(stamp, core::sync::atomic::Ordering::Release);
     }
 
-    /// One part finished (any context).
-    pub(crate) fn part_done(&self, ok: bool) {
-        if !ok {
-            self.failed
+    /// One part finished (any context); `stored`: this part holds the data now (the local
+    /// write succeeded, the peer received or wrote it, protocol A's send went out). The
+    /// submitter's own part stores nothing.
+    pub(crate) fn part_done(&self, stored: bool) {
+        if stored {
+            self.stored
                 .store(true, core::sync::atomic::Ordering::Release);
         }
         if self
@@ -221,8 +277,8 @@ impl SharedCompletion {
             // SAFETY: we brought `remaining` to zero, so nobody else touches the cell.
             let upper = unsafe { (*self.upper.get()).take() };
             if let Some(upper) = upper {
-                let failed = self.failed.load(core::sync::atomic::Ordering::Acquire);
-                upper.end(if failed { STATUS_IOERR } else { 0 });
+                let stored = self.stored.load(core::sync::atomic::Ordering::Acquire);
+                upper.end(if stored { 0 } else { STATUS_IOERR });
             }
         }
     }
@@ -271,6 +327,11 @@ unsafe extern "C" fn split_endio(clone: *mut bindings::bio) {
         let ok = (*clone).bi_status == 0;
         bindings::bio_put(clone);
         let device = ctx.device.clone();
+        if !ok {
+            // Recorded before the part ends: the device's worker marks the blocks and
+            // applies `on-io-error` (process context).
+            device.local_write_failed(ctx.sector, ctx.len);
+        }
         ctx.part_done(ok);
         drop(ctx);
         device.lower_done();

@@ -361,6 +361,40 @@ impl Socket {
         unsafe { self.send_bvecs(segments, len, more, extra) }
     }
 
+    /// Receives exactly the remaining payload of `bio` into its pages.
+    ///
+    /// # Safety
+    /// `bio` is live, and nobody else reads or writes its pages during the call.
+    pub(super) unsafe fn recv_bio(&self, bio: *mut bindings::bio) -> Result {
+        // SAFETY: the caller guarantees `bio` is live.
+        let count = unsafe { ffi::shim_bio_segment_count(bio) } as usize;
+        // SAFETY: an all-zero `bio_vec` is valid (a null page, never used).
+        let zero: bindings::bio_vec = unsafe { core::mem::zeroed() };
+        let mut segments = {
+            let _noio = super::misc::NoIoScope::enter();
+            KVec::from_elem(zero, count.max(1), GFP_KERNEL)?
+        };
+        // SAFETY: `bio` is live; `segments` has room for `segments.len()` entries.
+        let n =
+            unsafe { ffi::shim_bio_segments(bio, segments.as_mut_ptr(), segments.len() as u32) };
+        let n = usize::try_from(n).map_err(|_| Error::from_errno(n))?;
+        let segments = &segments[..n];
+        let len: usize = segments.iter().map(|s| s.bv_len as usize).sum();
+        // SAFETY: a zeroed msghdr is valid; the iterator covers the bio's pages, which the
+        // caller keeps valid and unshared.
+        unsafe {
+            let mut msg: bindings::msghdr = core::mem::zeroed();
+            bindings::iov_iter_bvec(
+                &mut msg.msg_iter,
+                bindings::ITER_DEST,
+                segments.as_ptr(),
+                segments.len() as _,
+                len,
+            );
+            self.recv_msg(&mut msg, len)
+        }
+    }
+
     /// Sends the first `len` bytes of the pages `segments` describe, the last of them with
     /// `MSG_MORE` if `more`; `extra` as for [`Socket::send_msg`].
     ///

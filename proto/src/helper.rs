@@ -21,6 +21,8 @@ pub enum Helper {
     FencePeer,
     /// The fenced peer is UpToDate again: lift the fence.
     UnfencePeer,
+    /// The local disk failed under `on-io-error call-local-io-error`.
+    LocalIoError,
 }
 
 /// Every handler key drbd.conf accepts (`handlers {}`), in DRBD's order.
@@ -52,6 +54,7 @@ impl Helper {
             Helper::AfterResyncTarget => "after-resync-target",
             Helper::FencePeer => "fence-peer",
             Helper::UnfencePeer => "unfence-peer",
+            Helper::LocalIoError => "local-io-error",
         }
     }
 

@@ -21,6 +21,7 @@ pub mod epoch;
 pub mod fencing;
 pub mod handshake;
 pub mod helper;
+pub mod io_error;
 pub mod meta;
 pub mod replica;
 pub mod resize;
