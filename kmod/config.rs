@@ -458,7 +458,8 @@ fn detach_device(dev: &Arc<Device>, force: bool) -> Outcome {
             return Ok(());
         }
         drop(st);
-        if rs.role == Role::Primary && !force && !crate::remote_read::peer_has_data(dev) {
+        if rs.role == Role::Primary && !force && !crate::remote_read::peer_has_data_locked(&rs, dev)
+        {
             return Err(fail!(
                 ss::NO_UP_TO_DATE_DISK,
                 "detaching would leave the Primary without data (no peers)"

@@ -20,7 +20,11 @@ use kernel::sync::Arc;
 
 /// A connected peer with UpToDate data for `dev`'s volume, and its link.
 fn peer_link(dev: &Device) -> Option<Arc<Link>> {
-    let rs = dev.resource.state.lock();
+    peer_link_in(&dev.resource.state.lock(), dev)
+}
+
+/// [`peer_link`] with the resource's state already locked (`rs`).
+fn peer_link_in(rs: &crate::resource::ResourceState, dev: &Device) -> Option<Arc<Link>> {
     for conn in rs.connections() {
         let cs = conn.state.lock();
         let Some(link) = cs.link.clone() else {
@@ -40,6 +44,11 @@ fn peer_link(dev: &Device) -> Option<Arc<Link>> {
 /// Whether some connected peer has UpToDate data for `dev`.
 pub(crate) fn peer_has_data(dev: &Device) -> bool {
     peer_link(dev).is_some()
+}
+
+/// [`peer_has_data`] with the resource's state already locked (`rs`).
+pub(crate) fn peer_has_data_locked(rs: &crate::resource::ResourceState, dev: &Device) -> bool {
+    peer_link_in(rs, dev).is_some()
 }
 
 /// Sends a read to a peer with the data, or fails it if there is none (submitter or worker
