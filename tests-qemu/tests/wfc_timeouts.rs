@@ -102,8 +102,12 @@ fn degr_wfc_timeout_after_a_degraded_primary_crashed() {
     assert!(!o.success(), "{o}");
 
     // The peer comes back: the wait ends connected, and from then on it is not degraded.
+    // Still degraded here, so give the reconnect more than degr-wfc-timeout's 3 s.
     c.set_link(0, 1, true);
-    let (rc, _, err) = timed(a, "drbdadm wait-connect r0");
+    let (rc, _, err) = timed(
+        a,
+        "drbdsetup wait-connect-resource r0 --wfc-timeout=60 --degr-wfc-timeout=60",
+    );
     assert_eq!(rc, 0, "wait-connect after the link came back: {err}");
     up_to_date_both(a, b);
     assert_eq!(
