@@ -8,7 +8,7 @@ use crate::proto::epoch::EpochError;
 use crate::proto::wire::{self, BarrierAck};
 use crate::replication::Link;
 use crate::sys::bdev::BlockDev;
-use crate::sys::bio::{SharedCompletion, UpperBio};
+use crate::sys::bio::UpperBio;
 use crate::sys::thread::{should_stop, KThread};
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -68,23 +68,10 @@ pub(crate) fn mirror_flush(
     link: &Link,
 ) {
     // Parts: the local flush, the peer's barrier ack, and this submitter.
-    let parts = 2 + u32::from(lower.is_some());
-    let req = {
-        let _noio = crate::sys::misc::NoIoScope::enter();
-        match SharedCompletion::new(bio, parts, dev.clone(), None, None) {
-            Ok(r) => r,
-            Err(bio) => {
-                if lower.is_some() {
-                    dev.lower_done();
-                }
-                bio.end(crate::sys::bio::STATUS_IOERR);
-                return;
-            }
-        }
-    };
-    let id = {
-        let _noio = crate::sys::misc::NoIoScope::enter();
-        link.tl.add(&req, true)
+    let Some((req, id)) =
+        crate::replication::start_split(dev, bio, lower.is_some(), true, link, None, None)
+    else {
+        return;
     };
     if let Some(lower) = lower {
         req.submit_local(lower);

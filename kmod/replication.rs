@@ -1064,6 +1064,36 @@ pub(crate) fn write_target(dev: &Device) -> WritePath {
     WritePath::Degraded
 }
 
+/// Starts a request split between the local disk (if `local`), the peer (if `peer_waits`)
+/// and the submitter, and enters it in `link`'s transfer log: the request and its id there
+/// (0: no room in the log). `None` if there was no memory; the bio then failed and the
+/// local part counted in flight is given back.
+pub(crate) fn start_split(
+    dev: &Arc<Device>,
+    bio: UpperBio,
+    local: bool,
+    peer_waits: bool,
+    link: &Link,
+    al: Option<crate::activity_log::AlRef>,
+    clock: Option<Arc<crate::transfer_log::EpochClock>>,
+) -> Option<(Arc<SharedCompletion>, u64)> {
+    let _noio = crate::sys::misc::NoIoScope::enter();
+    let parts = 1 + u32::from(local) + u32::from(peer_waits);
+    match SharedCompletion::new(bio, parts, dev.clone(), al, clock) {
+        Ok(req) => {
+            let id = link.tl.add(&req, peer_waits);
+            Some((req, id))
+        }
+        Err(bio) => {
+            if local {
+                dev.lower_done();
+            }
+            bio.end(crate::sys::bio::STATUS_IOERR);
+            None
+        }
+    }
+}
+
 /// Mirrors a write: local submission (unless `lower` is `None`: diskless, the peer alone
 /// stores it) and `P_DATA` to the peer (the caller noted the write under the device's
 /// ordering lock and counted the local request in flight); completion per the protocol (A: when sent, B: when
@@ -1089,25 +1119,12 @@ pub(crate) fn mirror_write(
     }
     // Protocol B/C: the upper bio also waits for the peer (receipt or write).
     let wait_for_peer = protocol != 1;
-    // Parts: the local write, the peer (protocol B/C), and this submitter.
-    let parts = 1 + u32::from(lower.is_some()) + u32::from(wait_for_peer);
-    let req = {
-        let _noio = crate::sys::misc::NoIoScope::enter();
-        match SharedCompletion::new(bio, parts, dev.clone(), al, Some(link.tl.clock.clone())) {
-            Ok(r) => r,
-            Err(bio) => {
-                if lower.is_some() {
-                    dev.lower_done();
-                }
-                bio.end(crate::sys::bio::STATUS_IOERR);
-                return;
-            }
-        }
-    };
     // Every protocol keeps the write in the transfer log until its epoch is acknowledged.
-    let block_id = {
-        let _noio = crate::sys::misc::NoIoScope::enter();
-        link.tl.add(&req, wait_for_peer)
+    let clock = Some(link.tl.clock.clone());
+    let Some((req, block_id)) =
+        start_split(dev, bio, lower.is_some(), wait_for_peer, link, al, clock)
+    else {
+        return;
     };
     if block_id == 0 {
         // Untracked (no memory): do not wait for the peer, resync these blocks later.

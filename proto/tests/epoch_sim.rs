@@ -10,27 +10,11 @@
 //!   stable (flushed) on the peer;
 //! - once idle, every epoch is acknowledged.
 
+#[path = "support/rng.rs"]
+mod rng;
 use proto::epoch::{Receiver, ReceiverAction, Sender};
+use rng::Rng;
 use std::collections::{BTreeSet, VecDeque};
-
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {

@@ -12,12 +12,15 @@
 //! --test sim random_`; `SIM_SEEDS=<count>` runs more seeds than the default
 //! 1000.
 
+#[path = "support/rng.rs"]
+mod rng;
 use proto::replica::{
     Action, Config, DropReason, Io, Packet, Payload, Protocol, Replica, Sink, Stream, BLOCK_SIZE,
 };
 use proto::state::{ConnState, DiskState, ReplState, Role};
 use proto::uuid::{Generations, Outcome};
 use proto::wire;
+use rng::Rng;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Blocks per volume (1 MiB).
@@ -26,29 +29,6 @@ const BLOCKS: usize = 256;
 const SLOTS: usize = 16;
 type Block = [u8; BLOCK_SIZE as usize];
 type Node = Replica<Vec<u64>, SLOTS>;
-
-/// xorshift64* (deterministic, no crates).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 /// Collects the actions of one call.
 struct Out(Vec<Action>);
