@@ -109,9 +109,9 @@ impl PageBuf {
     /// the read completed.
     pub(crate) fn read_from(&mut self, lower: &BlockDev, sector: u64, len: usize) -> Result {
         let segments = self.prefix(len).ok_or(EINVAL)?;
+        let nr_vecs = segments.len() as u16;
         // SAFETY: `lower` is valid while borrowed.
-        let bio =
-            unsafe { ffi::shim_bio_alloc(lower.raw(), sector, segments.len() as u16, REQ_OP_READ) };
+        let bio = unsafe { ffi::shim_bio_alloc(lower.raw(), sector, nr_vecs, REQ_OP_READ) };
         if bio.is_null() {
             return Err(ENOMEM);
         }

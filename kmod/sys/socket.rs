@@ -317,48 +317,62 @@ impl Socket {
         Ok(())
     }
 
+    /// Runs `f` on the segments of `bio`'s remaining payload and their total length; small
+    /// bios (the usual 4 KiB writes) need no allocation.
+    ///
+    /// # Safety
+    /// `bio` is live during the call.
+    unsafe fn with_bio_segments<R>(
+        bio: *mut bindings::bio,
+        f: impl FnOnce(&[bindings::bio_vec], usize) -> Result<R>,
+    ) -> Result<R> {
+        /// Segments a small bio fits in without an allocation.
+        const ON_STACK: usize = 8;
+        // SAFETY: the caller guarantees `bio` is live.
+        let count = unsafe { ffi::shim_bio_segment_count(bio) } as usize;
+        // SAFETY: an all-zero `bio_vec` is valid (a null page, never used).
+        let zero: bindings::bio_vec = unsafe { core::mem::zeroed() };
+        let mut small = [zero; ON_STACK];
+        let mut large;
+        let segments: &mut [bindings::bio_vec] = if count <= ON_STACK {
+            &mut small[..count]
+        } else {
+            let _noio = super::misc::NoIoScope::enter();
+            large = KVec::from_elem(zero, count, GFP_KERNEL)?;
+            &mut large[..]
+        };
+        let room = segments.len() as u32;
+        // SAFETY: `bio` is live; `segments` has room for `room` entries.
+        let n = unsafe { ffi::shim_bio_segments(bio, segments.as_mut_ptr(), room) };
+        let n = usize::try_from(n).map_err(|_| Error::from_errno(n))?;
+        let segments = &segments[..n];
+        f(segments, segments.iter().map(|s| s.bv_len as usize).sum())
+    }
+
     /// Sends the remaining payload of `bio` in one `sendmsg` (the caller keeps the bio alive
     /// during the call). With `zero_copy` the stack references the bio's pages instead of
     /// copying them: only for writes that complete after the peer received them (protocols
     /// B and C), so a page that changes later is never sent again; slab pages are copied.
     /// `more`: another packet follows at once (kept corked for it).
     pub(super) fn send_bio(&self, bio: *mut bindings::bio, zero_copy: bool, more: bool) -> Result {
-        /// Segments a small write fits in without an allocation.
-        const ON_STACK: usize = 8;
+        let send = |segments: &[bindings::bio_vec], len| {
+            let splice = zero_copy
+                && segments.iter().all(|s| {
+                    // SAFETY: every page comes from the live bio.
+                    unsafe { ffi::shim_sendpage_ok(s.bv_page) }
+                });
+            let extra = if splice {
+                bindings::MSG_SPLICE_PAGES
+            } else {
+                0
+            };
+            // SAFETY: the bio's pages stay alive during the call and, with splicing, are
+            // referenced by the stack until sent (protocol B/C writes complete only after the
+            // peer has them).
+            unsafe { self.send_bvecs(segments, len, more, extra) }
+        };
         // SAFETY: the caller guarantees `bio` is live.
-        let count = unsafe { ffi::shim_bio_segment_count(bio) } as usize;
-        // SAFETY: an all-zero `bio_vec` is valid (a null page, never read).
-        let mut small: [bindings::bio_vec; ON_STACK] = unsafe { core::mem::zeroed() };
-        let mut large;
-        let segments: &mut [bindings::bio_vec] = if count <= ON_STACK {
-            &mut small[..count]
-        } else {
-            // SAFETY: as above.
-            let zero: bindings::bio_vec = unsafe { core::mem::zeroed() };
-            let _noio = super::misc::NoIoScope::enter();
-            large = KVec::from_elem(zero, count, GFP_KERNEL)?;
-            &mut large[..]
-        };
-        // SAFETY: `bio` is live; `segments` has room for `segments.len()` entries.
-        let n =
-            unsafe { ffi::shim_bio_segments(bio, segments.as_mut_ptr(), segments.len() as u32) };
-        let n = usize::try_from(n).map_err(|_| Error::from_errno(n))?;
-        let segments = &segments[..n];
-        let len: usize = segments.iter().map(|s| s.bv_len as usize).sum();
-        let splice = zero_copy
-            && segments.iter().all(|s| {
-                // SAFETY: every page comes from the live bio.
-                unsafe { ffi::shim_sendpage_ok(s.bv_page) }
-            });
-        let extra = if splice {
-            bindings::MSG_SPLICE_PAGES
-        } else {
-            0
-        };
-        // SAFETY: the bio's pages stay alive during the call and, with splicing, are
-        // referenced by the stack until sent (protocol B/C writes complete only after the
-        // peer has them).
-        unsafe { self.send_bvecs(segments, len, more, extra) }
+        unsafe { Self::with_bio_segments(bio, send) }
     }
 
     /// Receives exactly the remaining payload of `bio` into its pages.
@@ -366,33 +380,23 @@ impl Socket {
     /// # Safety
     /// `bio` is live, and nobody else reads or writes its pages during the call.
     pub(super) unsafe fn recv_bio(&self, bio: *mut bindings::bio) -> Result {
-        // SAFETY: the caller guarantees `bio` is live.
-        let count = unsafe { ffi::shim_bio_segment_count(bio) } as usize;
-        // SAFETY: an all-zero `bio_vec` is valid (a null page, never used).
-        let zero: bindings::bio_vec = unsafe { core::mem::zeroed() };
-        let mut segments = {
-            let _noio = super::misc::NoIoScope::enter();
-            KVec::from_elem(zero, count.max(1), GFP_KERNEL)?
+        let recv = |segments: &[bindings::bio_vec], len| {
+            // SAFETY: a zeroed msghdr is valid; the iterator covers the bio's pages, which the
+            // caller keeps valid and unshared.
+            unsafe {
+                let mut msg: bindings::msghdr = core::mem::zeroed();
+                bindings::iov_iter_bvec(
+                    &mut msg.msg_iter,
+                    bindings::ITER_DEST,
+                    segments.as_ptr(),
+                    segments.len() as _,
+                    len,
+                );
+                self.recv_msg(&mut msg, len)
+            }
         };
-        // SAFETY: `bio` is live; `segments` has room for `segments.len()` entries.
-        let n =
-            unsafe { ffi::shim_bio_segments(bio, segments.as_mut_ptr(), segments.len() as u32) };
-        let n = usize::try_from(n).map_err(|_| Error::from_errno(n))?;
-        let segments = &segments[..n];
-        let len: usize = segments.iter().map(|s| s.bv_len as usize).sum();
-        // SAFETY: a zeroed msghdr is valid; the iterator covers the bio's pages, which the
-        // caller keeps valid and unshared.
-        unsafe {
-            let mut msg: bindings::msghdr = core::mem::zeroed();
-            bindings::iov_iter_bvec(
-                &mut msg.msg_iter,
-                bindings::ITER_DEST,
-                segments.as_ptr(),
-                segments.len() as _,
-                len,
-            );
-            self.recv_msg(&mut msg, len)
-        }
+        // SAFETY: the caller guarantees `bio` is live.
+        unsafe { Self::with_bio_segments(bio, recv) }
     }
 
     /// Sends the first `len` bytes of the pages `segments` describe, the last of them with
