@@ -878,27 +878,10 @@ fn main() {
     report(&c, &s, &res, &confs, &clk);
 }
 
-/// The in-tree 8.4 worker calls a mutex while preparing to wait (`wait_for_work` ->
-/// `maybe_send_barrier`); debug kernels warn once per boot. That report is allowed, only when
-/// every such warning on the consoles comes from that 8.4 code path.
+/// Allows the known 8.4 worker warning of debug kernels and notes it in the report.
 fn allow_84_warning(c: &Cluster, res: &mut Results) {
-    let (mut known, mut other) = (0, 0);
-    for n in c.nodes() {
-        let log = n.kernel_log_all();
-        let lines: Vec<&str> = log.lines().collect();
-        for (i, l) in lines.iter().enumerate() {
-            if l.contains("WARNING:") && l.contains("__might_sleep") {
-                let ctx = lines[i..(i + 40).min(lines.len())].join("\n");
-                if ctx.contains("maybe_send_barrier") && ctx.contains("wait_for_work") {
-                    known += 1;
-                } else {
-                    other += 1;
-                }
-            }
-        }
-    }
-    if known > 0 && other == 0 {
-        c.allow_kernel_report("__might_sleep");
+    let known = c.allow_drbd84_worker_warning();
+    if known > 0 {
         res.notes.push(format!(
             "allowed {known} kernel WARNING(s) of the C DRBD 8.4 worker (might_sleep in \
              wait_for_work/maybe_send_barrier, debug kernel)"

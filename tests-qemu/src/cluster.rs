@@ -351,6 +351,34 @@ impl Cluster {
         self.allowed.lock().unwrap().push(pattern.to_string());
     }
 
+    /// The in-tree 8.4 worker takes a mutex while preparing to wait (`wait_for_work` ->
+    /// `maybe_send_barrier`); debug kernels warn once per boot. Allows `__might_sleep` reports
+    /// only when every such warning on the consoles comes from that 8.4 path; returns how many
+    /// were allowed (0 when none, or when any other `__might_sleep` warning exists).
+    pub fn allow_drbd84_worker_warning(&self) -> usize {
+        let (mut known, mut other) = (0, 0);
+        for n in &self.nodes {
+            let log = n.kernel_log_all();
+            let lines: Vec<&str> = log.lines().collect();
+            for (i, l) in lines.iter().enumerate() {
+                if l.contains("WARNING:") && l.contains("__might_sleep") {
+                    let ctx = lines[i..(i + 40).min(lines.len())].join("\n");
+                    if ctx.contains("maybe_send_barrier") && ctx.contains("wait_for_work") {
+                        known += 1;
+                    } else {
+                        other += 1;
+                    }
+                }
+            }
+        }
+        if known > 0 && other == 0 {
+            self.allow_kernel_report("__might_sleep");
+            known
+        } else {
+            0
+        }
+    }
+
     /// Kernel reports found so far in every node's log (all boots), as (node, report).
     pub fn kernel_reports(&self) -> Vec<(String, klog::Report)> {
         let allowed = self.allowed.lock().unwrap().clone();
