@@ -33,7 +33,8 @@ kernel_key() {
   } | sha256sum | cut -c1-16
 }
 kernel_dir() { echo "$CACHE/kernel-$(kernel_key)"; }
-# Where drbd.ko is built for the flavour: the debug flavour in kmod/ itself, others in a copy.
+# Where drbd.ko is built for the flavour: the debug flavour in kmod/ itself, others in a copy
+# (target/kmod-<flavour>/kmod, beside links to the shared sources it includes by `../` paths).
 kmod_build_dir() {
-  if [ "$KFLAVOUR" = debug ]; then echo "$REPO/kmod"; else echo "$REPO/target/kmod-$KFLAVOUR"; fi
+  if [ "$KFLAVOUR" = debug ]; then echo "$REPO/kmod"; else echo "$REPO/target/kmod-$KFLAVOUR/kmod"; fi
 }

@@ -9,50 +9,29 @@ use crate::proto::wire::{self, BarrierAck};
 use crate::replication::Link;
 use crate::sys::bdev::BlockDev;
 use crate::sys::bio::UpperBio;
-use crate::sys::thread::{should_stop, KThread};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-/// How often the idle closer looks at the open epoch (ms).
-const IDLE_TICK_MS: u32 = 5;
-
-/// Starts the thread that ends an epoch once the link has gone quiet, so the peer
-/// acknowledges the last writes (and the transfer log releases them) without waiting for
-/// the next write.
-pub(crate) fn start_idle_closer(conn: &Arc<Connection>, link: &Arc<Link>) -> Result<KThread> {
-    let (c, l) = (conn.clone(), link.clone());
-    let name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_s_{}", conn.resource.name))?;
-    KThread::spawn(&name, move || idle_closer(&c, &l))
-}
-
-/// Closes the open epoch when one of its writes completed upward or when it did not grow
-/// for one tick.
-fn idle_closer(conn: &Connection, link: &Link) {
-    let mut last = (0, 0);
-    while !should_stop() && !conn.is_stopping() {
-        crate::sys::misc::sleep_ms(IDLE_TICK_MS);
-        let open = link.tl.open_epoch();
-        if open.1 == 0 {
-            continue;
-        }
-        let completed = link.tl.clock.completed() == Some(open.0);
-        if !completed && open != last {
-            last = open;
-            continue;
-        }
-        let sent = {
-            let _guard = link.lock_data();
-            match link.tl.close(None) {
-                Ok((Some(b), _)) => link.send_barrier_locked(b, false),
-                Ok((None, _)) => Ok(()),
-                Err(e) => Err(e),
-            }
-        };
-        if sent.is_err() {
-            // The link is failing; its watcher tears it down.
-            link.data.shutdown();
-            return;
-        }
+/// Ends the open epoch once the link has gone quiet, so the peer acknowledges the last
+/// writes (and the transfer log releases them) without waiting for the next write. Called by
+/// the sender (`crate::sender`) after a tick without writes: the epoch ends if one of its
+/// writes completed upward or it did not grow since the last tick (`last`). `Err`: the
+/// barrier could not be sent (the link is failing).
+pub(crate) fn close_idle_epoch(link: &Link, last: &mut (u32, u32)) -> Result {
+    let open = link.tl.open_epoch();
+    if open.1 == 0 {
+        return Ok(());
+    }
+    let completed = link.tl.clock.completed() == Some(open.0);
+    if !completed && open != *last {
+        *last = open;
+        return Ok(());
+    }
+    let _guard = link.lock_data();
+    match link.tl.close(None) {
+        Ok((Some(b), _)) => link.send_barrier_locked(b, false),
+        Ok((None, _)) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

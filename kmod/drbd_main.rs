@@ -48,6 +48,7 @@ mod resize;
 mod resource;
 mod resync;
 mod role;
+mod sender;
 mod spec;
 mod sys;
 mod text;

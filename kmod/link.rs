@@ -153,10 +153,10 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> (Failure
             .ok()
         })
     };
-    let closer = crate::barrier::start_idle_closer(conn, link).ok();
+    let sender = crate::sender::Sender::start(conn, link).ok();
     let mut why = match receiver {
         Some(_)
-            if closer.is_some()
+            if sender.is_some()
                 && params_sent
                 && crate::replication::announce(conn, link, None).is_ok() =>
         {
@@ -170,7 +170,7 @@ fn serve(conn: &Arc<Connection>, link: &Arc<Link>, net: &NetOptions) -> (Failure
         t.stop();
     }
     drop(receiver);
-    drop(closer);
+    drop(sender);
     if let Some(reason) = *diverged.lock() {
         why = Failure::Diverged(reason);
     }
@@ -351,6 +351,9 @@ fn watch(conn: &Connection, link: &Arc<Link>, net: &NetOptions) -> Failure {
     let idle_ms = i64::from(net.ping_int_s.max(1)) * 1000;
     let answer_ms = i64::from(net.ping_timeo_ds.max(1)) * 100;
     let ko = KoLimit::new(net);
+    let Ok(mut reader) = packet::PacketReader::new() else {
+        return Failure::Broken;
+    };
     let mut last_rx = now_ms();
     // When the outstanding ping was sent (or last extended by other traffic).
     let mut ping_sent: Option<i64> = None;
@@ -368,14 +371,10 @@ fn watch(conn: &Connection, link: &Arc<Link>, net: &NetOptions) -> Failure {
             .map_or(deadline - now, |p| (deadline - now).min(p));
         link.meta
             .set_recv_timeout(wait.clamp(10, i64::from(u32::MAX)) as u32);
-        let received = packet::recv_header(&link.meta, kind);
+        let received = reader.next(&link.meta, kind, MAX_META_PAYLOAD);
         let now = now_ms();
         match received {
-            Ok(h) => {
-                let Ok(payload) = packet::recv_payload(&link.meta, h.length, MAX_META_PAYLOAD)
-                else {
-                    return Failure::Protocol;
-                };
+            Ok((h, payload)) => {
                 last_rx = now;
                 // Any traffic proves the peer alive.
                 if ping_sent.is_some() {

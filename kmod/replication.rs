@@ -5,7 +5,8 @@
 //!
 //! Threads: the link thread reads the meta stream (acks, pings); a receiver thread reads the
 //! data stream and submits peer writes without waiting (`crate::peer_write`, whose ack thread
-//! answers them); `drbd_s_` closes idle epochs (`crate::barrier`); a resync thread runs on the
+//! answers them); the sender thread sends mirrored writes and closes idle epochs
+//! (`crate::sender`, `crate::barrier`); a resync thread runs on the
 //! SyncSource while a sync is in progress. Mirrored writes stay in the link's transfer log
 //! (`crate::transfer_log`) until their epoch is acknowledged.
 //!
@@ -72,6 +73,9 @@ pub(crate) struct Link {
     /// Online verify on this link (`crate::verify`).
     #[pin]
     pub(crate) ov: crate::verify::LinkVerify,
+    /// Mirrored writes waiting for the sender thread (`crate::sender`).
+    #[pin]
+    pub(crate) queue: crate::sender::SendQueue,
     /// Reads sent to the peer (`P_DATA_REQUEST`) and not answered yet, by slot
     /// (`block_id = slot + 1`); see `crate::remote_read`.
     #[pin]
@@ -92,6 +96,7 @@ impl Link {
         max_epoch_size: u32,
     ) -> Result<Arc<Self>> {
         let tl = crate::transfer_log::TransferLog::new()?;
+        let queue = crate::sender::SendQueue::new()?;
         Arc::pin_init(
             try_pin_init!(Self {
                 data,
@@ -105,6 +110,7 @@ impl Link {
                 seq: AtomicU32::new(1),
                 max_epoch_size,
                 ov <- crate::verify::LinkVerify::new(),
+                queue <- queue,
                 reads <- new_spinlock!(crate::remote_read::PendingReads::new(), "Link::reads"),
             }),
             GFP_KERNEL,
@@ -124,6 +130,11 @@ impl Link {
         let guard = self.data_tx.lock();
         self.tx_waiting.fetch_sub(1, Ordering::AcqRel);
         guard
+    }
+
+    /// The sequence number of the next data packet.
+    pub(crate) fn next_seq(&self) -> u32 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Another sender waits for the data stream: the packet being sent may stay corked.
@@ -577,12 +588,17 @@ pub(crate) enum Stop {
 /// without waiting (`crate::peer_write`); everything else is handled after the writes before
 /// it finished.
 pub(crate) fn receive(conn: &Arc<Connection>, link: &Arc<Link>) -> Stop {
-    let kind = link.kind();
     link.data.set_recv_timeout(0);
     let writer = match PeerWriter::start(conn, link) {
         Ok(w) => w,
         Err(_) => return Stop::Broken,
     };
+    // Writes that arrive back to back reach the disk as one batch (flushed when we block).
+    crate::sys::plug::with_plug(|| receive_loop(conn, link, &writer))
+}
+
+fn receive_loop(conn: &Arc<Connection>, link: &Arc<Link>, writer: &PeerWriter) -> Stop {
+    let kind = link.kind();
     loop {
         let h = match packet::recv_header(&link.data, kind) {
             Ok(h) => h,
@@ -1144,54 +1160,22 @@ pub(crate) fn mirror_write(
     if let Some(lower) = lower {
         req.submit_local(lower);
     }
-    let sent = {
-        let _guard = link.lock_data();
-        link.tl
-            .open_write(block_id, link.max_epoch_size)
-            .and_then(|plan| match plan.barrier {
-                Some(b) => link.send_barrier_locked(b, true),
-                None => Ok(()),
-            })
-            .and_then(|()| {
-                let dh = DataHeader {
-                    sector,
-                    block_id,
-                    seq_num: link.seq.fetch_add(1, Ordering::Relaxed),
-                    dp_flags,
-                };
-                let mut hb = [0u8; DataHeader::SIZE];
-                dh.encode(&mut hb).map_err(|_| EINVAL)?;
-                let header = Header {
-                    kind: link.kind(),
-                    cmd: wire::P_DATA,
-                    length: DataHeader::SIZE as u32 + len,
-                    volume: dev.volume as u16,
-                };
-                let mut h = [0u8; 16];
-                let n = header.encode(&mut h).map_err(|_| EINVAL)?;
-                link.data.send_parts(&[&h[..n], &hb], true)?;
-                req.send_payload(
-                    &link.data,
-                    wait_for_peer && block_id != 0,
-                    link.sender_waiting(),
-                )
-            })
-            .is_ok()
+    // The sender thread sends it (with whatever else is queued) and ends our part.
+    let queued = crate::sender::QueuedWrite {
+        req,
+        block_id,
+        sector,
+        len,
+        volume: dev.volume as u16,
+        dp_flags,
+        wait_for_peer,
     };
-    if !sent {
-        // The link broke: the peer will resync these blocks; the local write decides the result.
-        req.mark_out_of_sync();
-        if let Some((r, waiting)) = link.tl.remove(block_id) {
-            if waiting {
-                r.part_done(false);
-            }
-        }
-        link.data.shutdown();
+    if let Err(w) = link.queue.push(queued) {
+        // The link is going down: the peer will resync these blocks.
+        w.finish(link, false);
         pr_warn!(
-            "{}: sending a write failed, connection lost\n",
+            "{}: connection lost before a write was sent\n",
             conn.resource.name
         );
     }
-    // Protocol A: handed to the network counts as stored on the peer.
-    req.part_done(sent && !wait_for_peer);
 }

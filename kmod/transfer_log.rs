@@ -216,7 +216,7 @@ impl TransferLog {
         })
     }
 
-    /// The open epoch's number and write count (for the idle closer).
+    /// The open epoch's number and write count (for closing idle epochs).
     pub(crate) fn open_epoch(&self) -> (u32, u32) {
         let e = self.epochs.lock();
         (e.current(), e.open_writes())

@@ -13,6 +13,7 @@ pub(crate) mod hmac;
 pub(crate) mod irqlock;
 pub(crate) mod misc;
 pub(crate) mod peer_bio;
+pub(crate) mod plug;
 pub(crate) mod socket;
 pub(crate) mod thread;
 pub(crate) mod umh;

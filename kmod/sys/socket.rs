@@ -254,6 +254,32 @@ impl Socket {
         Ok(())
     }
 
+    /// Receives what is queued into `buf` (at least one byte; blocks up to the receive
+    /// timeout for it): the byte count, or an error on end of stream, error or timeout.
+    pub(crate) fn recv_some(&self, buf: &mut [u8]) -> Result<usize> {
+        let mut vec = bindings::kvec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: zeroed msghdr is valid for kernel_recvmsg; `vec` points into `buf`.
+        let got = unsafe {
+            let mut msg: bindings::msghdr = core::mem::zeroed();
+            bindings::kernel_recvmsg(
+                self.sock,
+                &mut msg,
+                &mut vec,
+                1,
+                buf.len(),
+                bindings::MSG_NOSIGNAL as i32,
+            )
+        };
+        match got {
+            n if n > 0 => Ok(n as usize),
+            0 => Err(ECONNRESET_COMPAT),
+            e => Err(Error::from_errno(e)),
+        }
+    }
+
     /// Receives exactly `len` bytes into the buffers `msg.msg_iter` describes (the iterator
     /// advances with every partial receive); fails on end of stream, error or timeout.
     ///

@@ -6,7 +6,10 @@
 //!
 //! `PROFILE_JOBS` (comma-separated fio job keys of the benchmark, default
 //! `qd32x4,qd1,read`), `PROFILE_RUNTIME` (seconds, default 8), `PROFILE_SKIP_84=1`,
-//! `PROFILE_OURS_NET` (extra `new-peer` options for drbd-rs).
+//! `PROFILE_OURS_NET` (extra `new-peer` options for drbd-rs), `PROFILE_PERF=1` (also a
+//! `perf record -a -e cpu-clock` sampling profile on both nodes during each job: the hottest
+//! symbols are printed; `PROFILE_PERF_LINES`, default 25), `PROFILE_SS=1` (every TCP socket's
+//! counters after each job: segments in/out, data segments, delivered).
 //! Run it with `cargo run --release -p tests-qemu --example profile` after `./ci/build-module.sh`
 //! and `./ci/build-tools.sh`.
 
@@ -94,10 +97,64 @@ fn fio_iops(n: &Node, dev: &str, key: &str, runtime: u64) -> f64 {
     f.get(idx).and_then(|x| x.parse().ok()).unwrap_or(f64::NAN)
 }
 
+/// Sampling profile on every node while a job runs (`PROFILE_PERF=1`).
+struct Sampler {
+    on: bool,
+    lines: usize,
+}
+
+impl Sampler {
+    fn from_env() -> Self {
+        Sampler {
+            on: std::env::var("PROFILE_PERF").is_ok_and(|v| v == "1"),
+            lines: std::env::var("PROFILE_PERF_LINES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(25),
+        }
+    }
+
+    /// Starts `perf record` for `secs` seconds in the background on `n`.
+    fn start(&self, n: &Node, secs: u64) {
+        if !self.on {
+            return;
+        }
+        n.run_ok(&format!(
+            "echo 0 > /proc/sys/kernel/kptr_restrict; echo -1 > /proc/sys/kernel/perf_event_paranoid; \
+             rm -f /tmp/perf.data; \
+             (perf record -a -q -e cpu-clock -F 499 -o /tmp/perf.data -- sleep {secs} \
+               >/tmp/perf.log 2>&1 &)"
+        ));
+    }
+
+    /// Waits for the recording on `n` to end and prints its hottest symbols.
+    fn report(&self, n: &Node) {
+        if !self.on {
+            return;
+        }
+        let o = n.run(&format!(
+            "while pidof perf >/dev/null; do sleep 0.2; done; cat /tmp/perf.log; \
+             perf report -i /tmp/perf.data --stdio --no-children --sort dso,sym -q 2>/dev/null \
+               | grep -v '^$' | head -n {}",
+            self.lines
+        ));
+        println!("           {} perf (cpu-clock samples):", n.name);
+        for l in o.stdout.lines() {
+            println!("             {l}");
+        }
+    }
+}
+
 fn profile(c: &Cluster, conf: &str, dev: &str, key: &str, runtime: u64) {
     let nodes = [c.node(0), c.node(1)];
     let ifcs = [nodes[0].iface(1), nodes[1].iface(0)];
+    let sampler = Sampler::from_env();
+    let ss_before: Vec<Option<String>> = nodes.iter().map(|n| sockets(n)).collect();
     let before: Vec<Snap> = (0..2).map(|i| snap(nodes[i], &ifcs[i])).collect();
+    for n in nodes {
+        // fio needs about a second to lay out and start; sample the steady part.
+        sampler.start(n, runtime.saturating_sub(2).max(1));
+    }
     let iops = fio_iops(nodes[0], dev, key, runtime);
     let after: Vec<Snap> = (0..2).map(|i| snap(nodes[i], &ifcs[i])).collect();
     // fio's own start-up and tear-down are in the counters; at these rates they are noise.
@@ -122,6 +179,24 @@ fn profile(c: &Cluster, conf: &str, dev: &str, key: &str, runtime: u64) {
             d("rx_packets"),
         );
     }
+    for n in nodes {
+        sampler.report(n);
+    }
+    for (n, before) in nodes.iter().zip(&ss_before) {
+        if let Some(before) = before {
+            println!("           {} sockets before / after:", n.name);
+            for l in before.lines().chain(sockets(n).unwrap_or_default().lines()) {
+                println!("             {}", l.trim());
+            }
+        }
+    }
+}
+
+/// Every established TCP socket's counters (`PROFILE_SS=1`).
+fn sockets(n: &Node) -> Option<String> {
+    std::env::var("PROFILE_SS")
+        .is_ok_and(|v| v == "1")
+        .then(|| n.run("ss -tin state established 2>/dev/null").stdout)
 }
 
 fn wait(n: &Node, what: &str, cmd: &str) {

@@ -366,6 +366,10 @@ const HOST_PROGRAMS: &[(&str, &str, &[&str])] = &[
     // iproute2's tc (netem); busybox's cannot do netem. Busybox sh runs its own applets before
     // searching PATH, so names shared with an applet (tc, mke2fs) need the full path.
     ("/usr/sbin/tc", "/usr/sbin/tc", &[]),
+    // iproute2's ss: per-socket TCP counters (segments, delayed acks) for profiles.
+    ("/usr/bin/ss", "/usr/bin/ss", &[]),
+    // Linux perf (sampling profiles in the guests, `ci/bench.sh profile` with PROFILE_PERF=1).
+    ("/usr/bin/perf", "/usr/bin/perf", &[]),
     // Debian's drbd-utils: the 8.4 helpers for benchmarks against the in-tree C module, and the
     // stock 9.x tools (outside PATH) for comparisons. Ours are `drbdsetup`/`drbdmeta` on PATH.
     ("/lib/drbd/drbdsetup-84", "/lib/drbd/drbdsetup-84", &[]),
