@@ -221,6 +221,10 @@ impl Device {
                 return;
             }
         }
+        if op == BioOp::Read {
+            self.read(bio);
+            return;
+        }
         let log = {
             let io = self.io.lock();
             (changes_data && carries_data && io.writable).then(|| io.al.clone())
@@ -289,10 +293,6 @@ impl Device {
                 self.write_local(bio, al);
                 return;
             }
-        }
-        if op == BioOp::Read {
-            self.read(bio);
-            return;
         }
         let lower = {
             let io = self.io.lock();

@@ -350,7 +350,7 @@ fn watch(conn: &Connection, link: &Arc<Link>, net: &NetOptions) -> Failure {
     let kind = HeaderKind::for_version(link.version);
     let idle_ms = i64::from(net.ping_int_s.max(1)) * 1000;
     let answer_ms = i64::from(net.ping_timeo_ds.max(1)) * 100;
-    let ko = KoLimit::new(net);
+    let mut ko = KoLimit::new(net);
     let Ok(mut reader) = packet::PacketReader::new() else {
         return Failure::Broken;
     };
@@ -417,7 +417,7 @@ fn watch(conn: &Connection, link: &Arc<Link>, net: &NetOptions) -> Failure {
             Err(e) if e == EINVAL => return Failure::Protocol,
             Err(_) => return Failure::Broken,
         }
-        if ko.expired(link.tl.oldest_unanswered_ms(now)) {
+        if ko.check(now, &link.tl) {
             return Failure::KoCount;
         }
         match ping_sent {
@@ -439,6 +439,8 @@ struct KoLimit {
     period_ms: Option<i64>,
     /// ko-count periods.
     limit_ms: i64,
+    /// When the transfer log is looked at next (the scan is not done per packet).
+    next_check_ms: i64,
 }
 
 impl KoLimit {
@@ -447,7 +449,21 @@ impl KoLimit {
         Self {
             period_ms: (net.ko_count > 0).then_some(period),
             limit_ms: period * i64::from(net.ko_count),
+            next_check_ms: 0,
         }
+    }
+
+    /// Whether the oldest unconfirmed write in `tl` exceeded the limit; looks at most every
+    /// tenth of a period (the limit is whole periods, so it is found late by at most that).
+    fn check(&mut self, now: i64, tl: &crate::transfer_log::TransferLog) -> bool {
+        let Some(period) = self.period_ms else {
+            return false;
+        };
+        if now < self.next_check_ms {
+            return false;
+        }
+        self.next_check_ms = now + (period / 10).max(1);
+        self.expired(tl.oldest_unanswered_ms(now))
     }
 
     /// Whether the oldest unconfirmed write (waiting `oldest_ms`) exceeded the limit.

@@ -1157,10 +1157,11 @@ pub(crate) fn mirror_write(
             _ => 0,
         };
     }
+    // Nothing else in flight to the disk (our own local part aside): no burst to join.
+    let alone = dev.inflight.load(Ordering::Acquire) <= usize::from(lower.is_some());
     if let Some(lower) = lower {
         req.submit_local(lower);
     }
-    // The sender thread sends it (with whatever else is queued) and ends our part.
     let queued = crate::sender::QueuedWrite {
         req,
         block_id,
@@ -1170,6 +1171,12 @@ pub(crate) fn mirror_write(
         dp_flags,
         wait_for_peer,
     };
+    if alone {
+        // A lone write (QD1) goes out at once, without waking the sender.
+        crate::sender::send_now(&conn.resource.name, link, queued);
+        return;
+    }
+    // The sender thread sends it (with whatever else is queued) and ends our part.
     if let Err(w) = link.queue.push(queued) {
         // The link is going down: the peer will resync these blocks.
         w.finish(link, false);

@@ -89,6 +89,8 @@ struct Queue {
     len: usize,
     /// The sender is gone (link down): nothing is queued any more.
     closed: bool,
+    /// The sender sleeps without a timeout (no open epoch when it looked).
+    untimed: bool,
 }
 
 impl Queue {
@@ -108,6 +110,8 @@ enum Next {
     Write(QueuedWrite),
     /// A tick passed without writes.
     Tick,
+    /// Woken by [`SendQueue::epoch_opened`]: tick from now on.
+    Poked,
     Closed,
 }
 
@@ -138,6 +142,7 @@ impl SendQueue {
             head: 0,
             len: 0,
             closed: false,
+            untimed: false,
         };
         Ok(try_pin_init!(Self {
             inner <- new_spinlock!(q, "SendQueue::inner"),
@@ -173,6 +178,11 @@ impl SendQueue {
         Ok(())
     }
 
+    /// Nothing is queued.
+    fn is_empty(&self) -> bool {
+        self.inner.lock().len == 0
+    }
+
     /// The next queued write, if any (never sleeps).
     fn try_pop(&self) -> Option<QueuedWrite> {
         let mut q = self.inner.lock();
@@ -185,20 +195,29 @@ impl SendQueue {
         w
     }
 
-    /// The next write; sleeps while there is none: without a timeout unless `idle_epoch`,
-    /// otherwise at most one tick.
-    fn next(&self, idle_epoch: bool) -> Next {
+    /// The next write; sleeps while there is none: at most one tick while `tl` has an open
+    /// epoch with writes (and `ticking`), else until woken. The epoch is looked at under the
+    /// queue lock, so a write sent past the queue meanwhile pokes this sleep.
+    fn next(&self, tl: &crate::transfer_log::TransferLog, ticking: bool) -> Next {
         let mut q = self.inner.lock();
+        let mut poked = false;
         if q.len == 0 && !q.closed {
+            let idle_epoch = ticking && tl.open_epoch().1 > 0;
             if idle_epoch {
                 let tick = kernel::time::msecs_to_jiffies(IDLE_TICK_MS);
                 let _ = self.ready.wait_interruptible_timeout(&mut q, tick);
             } else {
+                q.untimed = true;
                 self.ready.wait(&mut q);
+                // Cleared by the poke (or still set after a plain wakeup).
+                poked = !core::mem::replace(&mut q.untimed, false);
             }
         }
         if q.closed {
             return Next::Closed;
+        }
+        if poked && q.len == 0 {
+            return Next::Poked;
         }
         let w = q.pop();
         let was_full = w.is_some() && q.len + 1 == QUEUE_CAP;
@@ -207,6 +226,16 @@ impl SendQueue {
             self.room.notify_all();
         }
         w.map_or(Next::Tick, Next::Write)
+    }
+
+    /// A write was sent past the queue and may have opened an epoch: a sender sleeping
+    /// without a timeout starts ticking, so the epoch ends once the link goes quiet.
+    fn epoch_opened(&self) {
+        let mut q = self.inner.lock();
+        if core::mem::replace(&mut q.untimed, false) {
+            drop(q);
+            self.ready.notify_one();
+        }
     }
 
     /// Stops accepting writes and wakes the sender so it exits.
@@ -251,16 +280,37 @@ impl Drop for Sender {
     }
 }
 
+/// Sends `w` from the submitter's context if nothing is queued before it (else queues it):
+/// for a write that has no burst to join, a wakeup of the sender costs more than it saves.
+pub(crate) fn send_now(resource: &crate::name::Name, link: &Link, w: QueuedWrite) {
+    let guard = link.lock_data();
+    if !link.queue.is_empty() {
+        drop(guard);
+        if let Err(w) = link.queue.push(w) {
+            w.finish(link, false);
+        }
+        return;
+    }
+    let sent = w.send(link, false).is_ok();
+    drop(guard);
+    link.queue.epoch_opened();
+    if !sent {
+        link.data.shutdown();
+        pr_warn!("{}: sending a write failed, connection lost\n", resource);
+    }
+    w.finish(link, sent);
+}
+
 /// Sends queued writes until the queue closes, then fails what is left. After a failed
 /// send (the link is going down) writes are only failed.
 fn run(conn: &crate::connection::Connection, link: &Link) {
     let mut broken = false;
     let mut last_open = (0, 0);
     loop {
-        let idle_epoch = !broken && link.tl.open_epoch().1 > 0;
-        let mut w = match link.queue.next(idle_epoch) {
+        let mut w = match link.queue.next(&link.tl, !broken) {
             Next::Write(w) => w,
             Next::Closed => break,
+            Next::Poked => continue,
             Next::Tick => {
                 // The link went quiet for a tick: end the open epoch once it is due.
                 if !broken && crate::barrier::close_idle_epoch(link, &mut last_open).is_err() {

@@ -90,6 +90,28 @@ struct Entry {
     answered: bool,
 }
 
+/// The log's requests by slot (`block_id = slot + 1`).
+struct Entries {
+    slots: KVec<Option<Entry>>,
+    /// Every slot below is in use (where a free one is searched from).
+    hint: usize,
+}
+
+impl Entries {
+    fn get_mut(&mut self, i: usize) -> Option<&mut Option<Entry>> {
+        self.slots.get_mut(i)
+    }
+
+    /// Frees slot `i`, returning its entry.
+    fn take(&mut self, i: usize) -> Option<Entry> {
+        let e = self.slots.get_mut(i)?.take();
+        if e.is_some() {
+            self.hint = self.hint.min(i);
+        }
+        e
+    }
+}
+
 /// The transfer log of one link.
 ///
 /// Locking: `epochs` is taken by the data-stream sender while it holds the stream (so epoch
@@ -103,7 +125,7 @@ pub(crate) struct TransferLog {
     epochs: SpinLock<Sender<UNACKED_EPOCHS>>,
     /// Requests by slot (`block_id = slot + 1`).
     #[pin]
-    entries: SpinLock<KVec<Option<Entry>>>,
+    entries: SpinLock<Entries>,
     /// Shared with the requests sent on this link.
     pub(crate) clock: Arc<EpochClock>,
 }
@@ -121,7 +143,13 @@ impl TransferLog {
         let clock = EpochClock::new()?;
         Ok(try_pin_init!(Self {
             epochs <- new_spinlock!(Sender::new(1), "TransferLog::epochs"),
-            entries <- new_spinlock!(KVec::new(), "TransferLog::entries"),
+            entries <- new_spinlock!(
+                Entries {
+                    slots: KVec::new(),
+                    hint: 0
+                },
+                "TransferLog::entries"
+            ),
             clock,
         }))
     }
@@ -137,12 +165,19 @@ impl TransferLog {
             answered: false,
         };
         let mut entries = self.entries.lock();
-        if let Some((i, slot)) = entries.iter_mut().enumerate().find(|(_, s)| s.is_none()) {
-            *slot = Some(entry);
+        // Slots are taken lowest first; below the hint all are in use.
+        let from = entries.hint.min(entries.slots.len());
+        if let Some(i) = entries.slots[from..].iter().position(Option::is_none) {
+            let i = from + i;
+            entries.slots[i] = Some(entry);
+            entries.hint = i + 1;
             return i as u64 + 1;
         }
-        match entries.push(Some(entry), GFP_ATOMIC) {
-            Ok(()) => entries.len() as u64,
+        match entries.slots.push(Some(entry), GFP_ATOMIC) {
+            Ok(()) => {
+                entries.hint = entries.slots.len();
+                entries.slots.len() as u64
+            }
             Err(_) => 0,
         }
     }
@@ -154,7 +189,7 @@ impl TransferLog {
     /// Takes request `id` out of the log (it was never sent): the request, and whether its
     /// upper bio still waited for the peer.
     pub(crate) fn remove(&self, id: u64) -> Option<(Arc<SharedCompletion>, bool)> {
-        let e = self.entries.lock().get_mut(Self::index(id)?)?.take()?;
+        let e = self.entries.lock().take(Self::index(id)?)?;
         Some((e.req, e.holds_part))
     }
 
@@ -250,33 +285,38 @@ impl TransferLog {
     pub(crate) fn barrier_acked(&self, barrier: u32, set_size: u32) -> Result<(), EpochError> {
         let mut epochs = self.epochs.lock();
         epochs.acked(barrier, set_size)?;
-        // Requests are completed outside the locks, a few at a time.
+        // Requests are completed (and released: the last reference may free a backing
+        // device, which sleeps) outside the locks, a few at a time.
         loop {
-            let mut batch: [Option<Arc<SharedCompletion>>; 16] = Default::default();
+            let mut batch: [Option<(Arc<SharedCompletion>, bool)>; 16] = Default::default();
             let mut full = false;
             {
                 let mut entries = self.entries.lock();
                 let mut n = 0;
-                for slot in entries.iter_mut() {
-                    if slot.as_ref().is_some_and(|e| e.epoch == Some(barrier)) {
+                for i in 0..entries.slots.len() {
+                    let ours = entries.slots[i]
+                        .as_ref()
+                        .is_some_and(|e| e.epoch == Some(barrier));
+                    if ours {
                         if n == batch.len() {
                             full = true;
                             break;
                         }
-                        if let Some(e) = slot.take() {
-                            if e.holds_part {
-                                batch[n] = Some(e.req);
-                                n += 1;
-                            }
+                        if let Some(e) = entries.take(i) {
+                            batch[n] = Some((e.req, e.holds_part));
+                            n += 1;
                         }
                     }
                 }
             }
             drop(epochs);
-            for req in batch.iter().flatten() {
-                // Stable on the peer.
-                req.part_done(true);
+            for (req, waiting) in batch.iter().flatten() {
+                if *waiting {
+                    // Stable on the peer.
+                    req.part_done(true);
+                }
             }
+            drop(batch);
             if !full {
                 return Ok(());
             }
@@ -288,6 +328,7 @@ impl TransferLog {
     pub(crate) fn oldest_unanswered_ms(&self, now: i64) -> Option<i64> {
         let entries = self.entries.lock();
         let oldest = entries
+            .slots
             .iter()
             .flatten()
             .filter(|e| !e.answered)
@@ -302,7 +343,11 @@ impl TransferLog {
     /// are parked on the resource instead and complete at the thaw.
     pub(crate) fn fail_all(&self, hold: Option<&crate::resource::Resource>) {
         loop {
-            let next = self.entries.lock().iter_mut().find_map(|s| s.take());
+            let next = {
+                let mut entries = self.entries.lock();
+                let i = entries.slots.iter().position(Option::is_some);
+                i.and_then(|i| entries.take(i))
+            };
             let Some(e) = next else { break };
             e.req.mark_out_of_sync();
             // Only a request whose upper bio still waits for this peer is parked.
