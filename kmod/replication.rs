@@ -1179,7 +1179,7 @@ pub(crate) fn mirror_write(
     // The sender thread sends it (with whatever else is queued) and ends our part.
     if let Err(w) = link.queue.push(queued) {
         // The link is going down: the peer will resync these blocks.
-        w.finish(link, false);
+        w.abandon(link);
         pr_warn!(
             "{}: connection lost before a write was sent\n",
             conn.resource.name

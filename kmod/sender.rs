@@ -66,19 +66,25 @@ impl QueuedWrite {
         )
     }
 
-    /// Ends the submitter's part: `sent` says whether the packet went out. A write that did
-    /// not reach the peer is resynced later; the local write decides its result.
-    pub(crate) fn finish(self, link: &Link, sent: bool) {
-        if !sent {
-            self.req.mark_out_of_sync();
-            if let Some((r, waiting)) = link.tl.remove(self.block_id) {
-                if waiting {
-                    r.part_done(false);
-                }
-            }
-        }
+    /// Ends the submitter's part after the sender thread sent the write or, with the link
+    /// failing, did not: then the write stays in the transfer log, and the link's teardown
+    /// (which waits for the sender first) fails or, under fencing, parks it with the rest.
+    fn finish(self, sent: bool) {
         // Protocol A: handed to the network counts as stored on the peer.
         self.req.part_done(sent && !self.wait_for_peer);
+    }
+
+    /// Gives up a write that could not be sent from the submitter's context (the link is
+    /// being torn down, maybe past its transfer log already): the peer resyncs these blocks,
+    /// the local write decides the result.
+    pub(crate) fn abandon(self, link: &Link) {
+        self.req.mark_out_of_sync();
+        if let Some((r, waiting)) = link.tl.remove(self.block_id) {
+            if waiting {
+                r.part_done(false);
+            }
+        }
+        self.req.part_done(false);
     }
 }
 
@@ -287,18 +293,20 @@ pub(crate) fn send_now(resource: &crate::name::Name, link: &Link, w: QueuedWrite
     if !link.queue.is_empty() {
         drop(guard);
         if let Err(w) = link.queue.push(w) {
-            w.finish(link, false);
+            w.abandon(link);
         }
         return;
     }
     let sent = w.send(link, false).is_ok();
     drop(guard);
     link.queue.epoch_opened();
-    if !sent {
+    if sent {
+        w.finish(true);
+    } else {
         link.data.shutdown();
         pr_warn!("{}: sending a write failed, connection lost\n", resource);
+        w.abandon(link);
     }
-    w.finish(link, sent);
 }
 
 /// Sends queued writes until the queue closes, then fails what is left. After a failed
@@ -333,7 +341,7 @@ fn run(conn: &crate::connection::Connection, link: &Link) {
                     conn.resource.name
                 );
             }
-            w.finish(link, sent);
+            w.finish(sent);
             match next {
                 Some(n) => w = n,
                 None => break,
@@ -342,6 +350,6 @@ fn run(conn: &crate::connection::Connection, link: &Link) {
         drop(guard);
     }
     while let Some(w) = link.queue.pop_closed() {
-        w.finish(link, false);
+        w.finish(false);
     }
 }
