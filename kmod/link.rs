@@ -272,8 +272,11 @@ fn accept_pair(
     conn.track_socket(&listener)?;
     let (mut data, mut meta) = (None, None);
     let mut waited = 0;
+    // Once one stream is in, the peer gets the handshake timeout for the other (it opens
+    // them one after the other, maybe at the end of our window).
+    let mut limit = timeout_ms;
     while data.is_none() || meta.is_none() {
-        if conn.is_stopping() || waited >= timeout_ms {
+        if conn.is_stopping() || waited >= limit {
             return Err(ETIMEDOUT_COMPAT);
         }
         let s = match listener.accept(ACCEPT_POLL_MS) {
@@ -294,8 +297,9 @@ fn accept_pair(
         match h.cmd {
             wire::P_INITIAL_DATA => data = Some(s),
             wire::P_INITIAL_META => meta = Some(s),
-            _ => {}
+            _ => continue,
         }
+        limit = limit.max(waited + HANDSHAKE_TIMEOUT_MS);
     }
     match (data, meta) {
         (Some(d), Some(m)) => Ok((d, m)),

@@ -225,31 +225,7 @@ impl Socket {
     pub(crate) fn recv_exact(&self, buf: &mut [u8]) -> Result {
         let mut done = 0;
         while done < buf.len() {
-            let rest = &mut buf[done..];
-            let mut vec = bindings::kvec {
-                iov_base: rest.as_mut_ptr().cast(),
-                iov_len: rest.len(),
-            };
-            // SAFETY: zeroed msghdr is valid for kernel_recvmsg; `vec` points into `buf`.
-            let got = unsafe {
-                let mut msg: bindings::msghdr = core::mem::zeroed();
-                bindings::kernel_recvmsg(
-                    self.sock,
-                    &mut msg,
-                    &mut vec,
-                    1,
-                    rest.len(),
-                    (bindings::MSG_WAITALL | bindings::MSG_NOSIGNAL) as i32,
-                )
-            };
-            if got <= 0 {
-                return Err(if got < 0 {
-                    Error::from_errno(got)
-                } else {
-                    ECONNRESET_COMPAT
-                });
-            }
-            done += got as usize;
+            done += self.recv_into(&mut buf[done..], bindings::MSG_WAITALL)?;
         }
         Ok(())
     }
@@ -257,6 +233,11 @@ impl Socket {
     /// Receives what is queued into `buf` (at least one byte; blocks up to the receive
     /// timeout for it): the byte count, or an error on end of stream, error or timeout.
     pub(crate) fn recv_some(&self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_into(buf, 0)
+    }
+
+    /// One `recvmsg` into `buf` with `flags` (and `MSG_NOSIGNAL`): the byte count (> 0).
+    fn recv_into(&self, buf: &mut [u8], flags: u32) -> Result<usize> {
         let mut vec = bindings::kvec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
@@ -270,7 +251,7 @@ impl Socket {
                 &mut vec,
                 1,
                 buf.len(),
-                bindings::MSG_NOSIGNAL as i32,
+                (flags | bindings::MSG_NOSIGNAL) as i32,
             )
         };
         match got {

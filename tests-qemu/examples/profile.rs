@@ -204,6 +204,16 @@ fn wait(n: &Node, what: &str, cmd: &str) {
     assert!(o.success(), "{}: timed out waiting for {what}\n{o}", n.name);
 }
 
+/// Waits until node0 is connected, promotes it, and waits until both nodes are in sync.
+fn promote_and_sync(c: &Cluster, connected: (&str, &str), promote: &str, synced: (&str, &str)) {
+    let a = c.node(0);
+    wait(a, connected.0, connected.1);
+    a.run_ok(promote);
+    for n in c.nodes() {
+        wait(n, synced.0, synced.1);
+    }
+}
+
 fn create_md(n: &Node, cmd: &str) {
     n.run_with(
         cmd,
@@ -226,6 +236,8 @@ fn main() {
         .unwrap_or(8);
     let skip84 = std::env::var("PROFILE_SKIP_84").is_ok_and(|v| v == "1");
     let extra = std::env::var("PROFILE_OURS_NET").unwrap_or_default();
+    // perf and ss in the guests.
+    std::env::set_var("DRBD_RS_GUEST_PROFILING", "1");
     let c = Cluster::start(
         ClusterSpec::new(2)
             .disks(&[MIB, MIB])
@@ -253,19 +265,15 @@ fn main() {
             c.addr(peer, me)
         ));
     }
-    wait(
-        a,
-        "Connected",
-        "drbdsetup status r0 | grep -q 'node1 role:'",
-    );
-    a.run_ok("drbdsetup primary --force r0");
-    for n in c.nodes() {
-        wait(
-            n,
+    promote_and_sync(
+        &c,
+        ("Connected", "drbdsetup status r0 | grep -q 'node1 role:'"),
+        "drbdsetup primary --force r0",
+        (
             "UpToDate",
             "drbdsetup status r0 | grep -q 'peer-disk:UpToDate'",
-        );
-    }
+        ),
+    );
     for j in &jobs {
         profile(&c, "ours-C", "/dev/drbd1", j, runtime);
     }
@@ -294,19 +302,15 @@ fn main() {
             c.addr(peer, me)
         ));
     }
-    wait(
-        a,
-        "8.4 Connected",
-        "grep -qE 'cs:(Connected|Sync)' /proc/drbd",
-    );
-    a.run_ok(&format!("{D84} primary 0 --force"));
-    for n in c.nodes() {
-        wait(
-            n,
+    promote_and_sync(
+        &c,
+        ("8.4 Connected", "grep -qE 'cs:(Connected|Sync)' /proc/drbd"),
+        &format!("{D84} primary 0 --force"),
+        (
             "8.4 UpToDate",
             "grep -q 'cs:Connected .*ds:UpToDate/UpToDate' /proc/drbd",
-        );
-    }
+        ),
+    );
     for j in &jobs {
         profile(&c, "drbd84-C", "/dev/drbd0", j, runtime);
     }

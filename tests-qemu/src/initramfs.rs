@@ -366,10 +366,6 @@ const HOST_PROGRAMS: &[(&str, &str, &[&str])] = &[
     // iproute2's tc (netem); busybox's cannot do netem. Busybox sh runs its own applets before
     // searching PATH, so names shared with an applet (tc, mke2fs) need the full path.
     ("/usr/sbin/tc", "/usr/sbin/tc", &[]),
-    // iproute2's ss: per-socket TCP counters (segments, delayed acks) for profiles.
-    ("/usr/bin/ss", "/usr/bin/ss", &[]),
-    // Linux perf (sampling profiles in the guests, `ci/bench.sh profile` with PROFILE_PERF=1).
-    ("/usr/bin/perf", "/usr/bin/perf", &[]),
     // Debian's drbd-utils: the 8.4 helpers for benchmarks against the in-tree C module, and the
     // stock 9.x tools (outside PATH) for comparisons. Ours are `drbdsetup`/`drbdmeta` on PATH.
     ("/lib/drbd/drbdsetup-84", "/lib/drbd/drbdsetup-84", &[]),
@@ -387,10 +383,20 @@ pub const HOSTFS_MOUNT: &str = "/host";
 /// Its virtio serial, how `/init` finds it.
 pub const HOSTFS_SERIAL: &str = "drbdrs-hostfs";
 
+/// Profiling tools, added only when `DRBD_RS_GUEST_PROFILING=1` (the profile example sets
+/// it): perf (sampling profiles) and iproute2's ss (per-socket TCP counters). Their libraries
+/// make the host disk much larger, which the scenario tests do not need.
+const PROFILING_PROGRAMS: &[(&str, &str, &[&str])] = &[
+    ("/usr/bin/perf", "/usr/bin/perf", &[]),
+    ("/usr/bin/ss", "/usr/bin/ss", &[]),
+];
+
 /// Host programs and the libraries they need, at their host paths.
 pub fn host_listing() -> Listing {
     let mut l = Listing::new();
-    for (dst, src, links) in HOST_PROGRAMS {
+    let profiling = std::env::var("DRBD_RS_GUEST_PROFILING").is_ok_and(|v| v == "1");
+    let extra: &[(&str, &str, &[&str])] = if profiling { PROFILING_PROGRAMS } else { &[] };
+    for (dst, src, links) in HOST_PROGRAMS.iter().chain(extra) {
         let src = Path::new(src);
         if src.exists() {
             l.host_program(dst, src);

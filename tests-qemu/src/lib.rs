@@ -29,6 +29,7 @@
 //! - `DRBD_RS_TSC_KHZ`: guest TSC frequency (default: measured from the host's /proc/cpuinfo).
 //! - `DRBD_RS_KEEP=1`: keep disk images of passing tests.
 //! - `DRBD_RS_HOSTFS=0`: host programs in the initramfs instead of on a read-only disk.
+//! - `DRBD_RS_GUEST_PROFILING=1`: also perf and ss in the guests (the profile example).
 //! - `DRBD_RS_TRACE=1`: log every command with its status and duration.
 
 pub mod agent;
