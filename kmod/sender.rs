@@ -191,7 +191,14 @@ impl SendQueue {
 
     /// The next queued write, if any (never sleeps).
     fn try_pop(&self) -> Option<QueuedWrite> {
-        let mut q = self.inner.lock();
+        self.pop_unlock(self.inner.lock())
+    }
+
+    /// Pops under `q`, then releases it and wakes submitters waiting for room.
+    fn pop_unlock(
+        &self,
+        mut q: kernel::sync::lock::Guard<'_, Queue, kernel::sync::lock::spinlock::SpinLockBackend>,
+    ) -> Option<QueuedWrite> {
         let w = q.pop();
         let was_full = w.is_some() && q.len + 1 == QUEUE_CAP;
         drop(q);
@@ -225,13 +232,7 @@ impl SendQueue {
         if poked && q.len == 0 {
             return Next::Poked;
         }
-        let w = q.pop();
-        let was_full = w.is_some() && q.len + 1 == QUEUE_CAP;
-        drop(q);
-        if was_full {
-            self.room.notify_all();
-        }
-        w.map_or(Next::Tick, Next::Write)
+        self.pop_unlock(q).map_or(Next::Tick, Next::Write)
     }
 
     /// A write was sent past the queue and may have opened an epoch: a sender sleeping
