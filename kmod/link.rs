@@ -44,6 +44,9 @@ enum Failure {
 /// Entry point of the link thread.
 pub(crate) fn run(conn: Arc<Connection>) {
     let my_id = conn.resource.node_id;
+    // Kept open between attempts while connecting, so a peer that dials during our pause
+    // between attempts is queued instead of refused; closed while a link is up.
+    let mut listener: Option<Listener> = None;
     while !conn.is_stopping() {
         conn.set_cstate(ConnState::Connecting, false);
         let (path, net) = {
@@ -51,7 +54,7 @@ pub(crate) fn run(conn: Arc<Connection>) {
             (st.path, st.net)
         };
         if let Some(path) = path {
-            let established = match establish(&conn, path, my_id, &net) {
+            let established = match establish(&conn, &mut listener, path, my_id, &net) {
                 Ok(link) => Some(link),
                 Err(Refused::Denied(why)) => {
                     pr_err!(
@@ -67,6 +70,7 @@ pub(crate) fn run(conn: Arc<Connection>) {
                 Err(Refused::Retry) => None,
             };
             if let Some(link) = established {
+                listener = None;
                 pr_info!(
                     "{} {}: connected to {} (protocol version {})\n",
                     conn.resource.name,
@@ -216,6 +220,7 @@ fn pause(conn: &Connection, ms: u32) {
 /// Opens both streams, agrees on a version and, with `cram-hmac-alg`, authenticates the peer.
 fn establish(
     conn: &Arc<Connection>,
+    listener: &mut Option<Listener>,
     path: Path,
     my_id: u32,
     net: &NetOptions,
@@ -229,7 +234,7 @@ fn establish(
         packet::send(&meta, HeaderKind::H80, wire::P_INITIAL_META, 0, &[])?;
         (data, meta)
     } else {
-        accept_pair(conn, path.local, net.connect_int_s.max(1) * 1000)?
+        accept_pair(conn, listener, path.local, net.connect_int_s.max(1) * 1000)?
     };
     data.set_recv_timeout(HANDSHAKE_TIMEOUT_MS);
     data.set_send_timeout(HANDSHAKE_TIMEOUT_MS);
@@ -262,13 +267,35 @@ fn send_timeout_ms(net: &NetOptions) -> u32 {
 
 use crate::connection::Path;
 
-/// Accepts the peer's data and meta streams, told apart by their first packet.
+/// A listening socket and the address it is bound to. Owned by the link thread alone (no
+/// lock); lives across connection attempts and is dropped once a link is up.
+struct Listener {
+    local: Ipv4Addr,
+    socket: Arc<Socket>,
+}
+
+/// Accepts the peer's data and meta streams, told apart by their first packet. Reuses
+/// `listener` when it is bound to `local` (a changed path gets a new one).
 fn accept_pair(
     conn: &Arc<Connection>,
+    listener: &mut Option<Listener>,
     local: Ipv4Addr,
     timeout_ms: u32,
 ) -> Result<(Arc<Socket>, Arc<Socket>)> {
-    let listener = Arc::new(Socket::listen(local)?, GFP_KERNEL)?;
+    if listener.as_ref().is_some_and(|l| l.local != local) {
+        *listener = None;
+    }
+    let listener = match listener {
+        Some(l) => l.socket.clone(),
+        None => {
+            let socket = Arc::new(Socket::listen(local)?, GFP_KERNEL)?;
+            *listener = Some(Listener {
+                local,
+                socket: socket.clone(),
+            });
+            socket
+        }
+    };
     conn.track_socket(&listener)?;
     let (mut data, mut meta) = (None, None);
     let mut waited = 0;
