@@ -277,6 +277,24 @@ impl Backing {
         }
     }
 
+    /// Applies `change` to the flags of `peer`'s meta-data slot and writes the superblock if
+    /// they changed (an unknown peer slot changes nothing).
+    pub(crate) fn update_peer_flags(
+        &mut self,
+        peer: u32,
+        change: impl FnOnce(u32) -> u32,
+    ) -> Outcome {
+        let Some(slot) = self.sb.peers.get_mut(peer as usize) else {
+            return Ok(());
+        };
+        let flags = change(slot.flags);
+        if flags == slot.flags {
+            return Ok(());
+        }
+        slot.flags = flags;
+        self.write_superblock()
+    }
+
     /// Writes the in-memory superblock to disk (durably).
     pub(crate) fn write_superblock(&self) -> Outcome {
         let mut block =

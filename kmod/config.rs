@@ -334,6 +334,8 @@ pub(crate) fn attach(
         crate::backing::write_ordering_name(crate::barrier::write_ordering(&rs))
     );
     crate::replication::local_change_locked(&rs);
+    drop(rs);
+    crate::fence::load_known_outdated(&dev.resource, &dev);
     Ok(())
 }
 
@@ -623,6 +625,7 @@ fn finish_detach(dev: &Arc<Device>, from: DiskState) -> Outcome {
 }
 
 /// `primary NAME [--force]`.
+/// Unreachable peers were fenced before (`fence::before_promotion`, outside the registry lock).
 pub(crate) fn primary(reg: &mut RegistryInner, name: &str, force: bool) -> Outcome {
     let res = resource(reg, name)?;
     let mut rs = res.state.lock();
@@ -762,12 +765,19 @@ pub(crate) fn new_peer(
     let conn = Connection::new(res.clone(), peer, label, net, net_conf)
         .map_err(|_| fail!(ret::ERR_NOMEM))?;
     {
-        let mut cs = conn.state.lock();
+        let mut peers = KVec::new();
         for dev in rs.devices() {
-            cs.peers
-                .push(PeerDev::new(dev.volume), GFP_KERNEL)
+            let mut p = PeerDev::new(dev.volume);
+            p.known_outdated = crate::fence::outdated_on_disk(dev, peer);
+            if p.known_outdated {
+                p.peer_disk = DiskState::Outdated;
+            }
+            peers
+                .push(p, GFP_KERNEL)
                 .map_err(|_| fail!(ret::ERR_NOMEM))?;
         }
+        let mut cs = conn.state.lock();
+        cs.peers = peers;
         events::connection(&conn, &cs, Kind::Create);
         for p in cs.peers.iter() {
             events::peer_device(&conn, &cs, p.volume, Kind::Create);

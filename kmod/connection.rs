@@ -152,6 +152,9 @@ pub(crate) struct PeerDev {
     pub(crate) repl: ReplState,
     /// The peer's disk state.
     pub(crate) peer_disk: DiskState,
+    /// The peer slot's `MDF_PEER_OUTDATED`: the peer's disk is known to be Outdated or worse,
+    /// so while it is unreachable it shows as Outdated (kept across links).
+    pub(crate) known_outdated: bool,
     /// The peer's role.
     pub(crate) peer_role: Role,
     /// The peer's current data generation.
@@ -194,6 +197,7 @@ impl PeerDev {
             volume,
             repl: ReplState::Off,
             peer_disk: DiskState::DUnknown,
+            known_outdated: false,
             peer_role: Role::Unknown,
             peer_uuid: 0,
             peer_history: [0; 2],
@@ -397,9 +401,13 @@ impl Connection {
         let mut st = self.state.lock();
         if link.is_none() {
             for p in st.peers.iter_mut() {
-                let susp_user = p.susp_user;
+                let (susp_user, known_outdated) = (p.susp_user, p.known_outdated);
                 *p = PeerDev::new(p.volume);
                 p.susp_user = susp_user;
+                p.known_outdated = known_outdated;
+                if known_outdated {
+                    p.peer_disk = DiskState::Outdated;
+                }
             }
         }
         st.link = link;

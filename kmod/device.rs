@@ -401,6 +401,17 @@ impl Device {
     /// Block-device open: DRBD's role rules (auto-promote on open for writing; a Secondary may
     /// only be opened read-only, and only with UpToDate data).
     pub(crate) fn open(&self, write: bool) -> Result {
+        if write && self.resource.state.lock().options.auto_promote {
+            // Fencing an unreachable peer runs a helper: not under the resource lock.
+            if let Err(failure) = crate::fence::before_promotion(&self.resource, false) {
+                pr_info!(
+                    "{}: Auto-promote failed: {}\n",
+                    self.resource.name,
+                    failure.text()
+                );
+                return Err(EROFS);
+            }
+        }
         let mut rs = self.resource.state.lock();
         {
             let st = self.state.lock();

@@ -2,17 +2,24 @@
 //! `fence-peer`; with `resource-and-stonith` it first freezes application I/O
 //! (`suspended:fencing`), so no write completes while the peer might still take over, and
 //! thaws when the helper's answer makes the peer's disk state known, on `resume-io`, or when
-//! the peer reconnects.
+//! the peer reconnects. A promotion while a peer is unreachable runs `fence-peer` first
+//! (`before_promotion`); what is known about the peer's disk is kept in its meta-data slot
+//! (`MDF_PEER_OUTDATED`) across restarts.
 //!
 //! Context: the link thread, between links, with no lock held while the helper runs (it may
 //! call back into netlink). Locks taken briefly in the usual order: `Resource::state`, then
 //! `Device::state` or `Connection::state`.
 
 use crate::connection::Connection;
+use kernel::sync::Arc;
+use crate::device::Device;
 use crate::events;
-use crate::proto::fencing::{self, OnLoss, PeerDisk, Policy};
+use crate::failure::{fail, Outcome};
+use crate::proto::fencing::{self, AfterFence, OnLoss, PeerDisk, Policy};
 use crate::proto::helper::{FenceOutcome, Helper};
-use crate::spec::generated::{net_conf, DiskState, Role};
+use crate::proto::meta;
+use crate::resource::Resource;
+use crate::spec::generated::{net_conf, ret, ss, DiskState, Role};
 use kernel::prelude::*;
 
 /// The connection's `fencing` policy.
@@ -41,13 +48,7 @@ pub(crate) fn on_link_lost(conn: &Connection) -> OnLoss {
         }
         (rs.role == Role::Primary, consistent)
     };
-    let peer_known_outdated = conn
-        .state
-        .lock()
-        .peers
-        .iter()
-        .all(|p| p.peer_disk <= DiskState::Outdated);
-    let loss = fencing::on_loss(policy, primary, peer_known_outdated, local_consistent);
+    let loss = fencing::on_loss(policy, primary, peer_known_outdated(conn), local_consistent);
     if loss.freeze {
         crate::admin::freeze_for_fencing(&conn.resource);
     }
@@ -56,9 +57,66 @@ pub(crate) fn on_link_lost(conn: &Connection) -> OnLoss {
 
 /// After the link is gone: runs `fence-peer` if `loss` asks for it and applies its answer.
 pub(crate) fn after_link_lost(conn: &Connection, loss: OnLoss) {
-    if !loss.run_helper {
-        return;
+    if loss.run_helper && fence_peer(conn) && loss.freeze {
+        crate::admin::thaw_fencing(&conn.resource);
     }
+}
+
+/// Before a promotion, with no lock held (the helper may ask the module for its status):
+/// runs `fence-peer` for every unreachable peer whose disk is not known to be Outdated
+/// (DRBD's `SS_PRIMARY_NOP`) and refuses the promotion unless that outdated them all or
+/// `force` accepts a possible split brain. A promotion that fails for another reason (no
+/// UpToDate data) is left to `role::promote`, which reports that first.
+pub(crate) fn before_promotion(resource: &Resource, force: bool) -> Outcome {
+    let pending = {
+        let rs = resource.state.lock();
+        let mut usable = rs.device_count() > 0;
+        for d in rs.devices() {
+            usable &= d.state.lock().disk_state == DiskState::UpToDate;
+        }
+        let mut pending: KVec<Arc<Connection>> = KVec::new();
+        if rs.role != Role::Primary && (usable || force) {
+            for c in rs.connections() {
+                let known_outdated = peer_known_outdated(c);
+                if fencing::promotion_needs_fence(policy(c), c.link().is_some(), known_outdated) {
+                    pending
+                        .push(c.clone(), GFP_KERNEL)
+                        .map_err(|_| fail!(ret::ERR_NOMEM))?;
+                }
+            }
+        }
+        pending
+    };
+    let mut all_fenced = true;
+    for conn in pending.iter() {
+        let fenced = fence_peer(conn);
+        all_fenced &= fenced;
+    }
+    match fencing::after_promotion_fence(all_fenced, force) {
+        AfterFence::Promote => Ok(()),
+        AfterFence::PromoteIntoSplitBrain => {
+            pr_warn!("{}: Forced into split brain situation!\n", resource.name);
+            Ok(())
+        }
+        AfterFence::Refuse => Err(fail!(
+            ss::PRIMARY_NOP,
+            "fence-peer did not confirm that the unreachable peer is outdated"
+        )),
+    }
+}
+
+/// Whether every disk of the peer is known to be Outdated or worse.
+fn peer_known_outdated(conn: &Connection) -> bool {
+    conn.state
+        .lock()
+        .peers
+        .iter()
+        .all(|p| p.peer_disk <= DiskState::Outdated)
+}
+
+/// Runs `fence-peer` for `conn` and applies its answer; `true` if the peer's disk state is
+/// known now (Outdated or Inconsistent).
+fn fence_peer(conn: &Connection) -> bool {
     let policy = policy(conn);
     let status = crate::helper::call_connection(conn, Helper::FencePeer);
     let code = (status >> 8) & 0xff;
@@ -79,7 +137,7 @@ pub(crate) fn after_link_lost(conn: &Connection, loss: OnLoss) {
             conn_name,
             code
         );
-        return;
+        return false;
     }
     if v.stonith_without_policy {
         pr_err!(
@@ -108,9 +166,7 @@ pub(crate) fn after_link_lost(conn: &Connection, loss: OnLoss) {
     if let Some(pd) = v.peer_disk {
         set_peer_disks(conn, pd);
     }
-    if v.thaw && loss.freeze {
-        crate::admin::thaw_fencing(&conn.resource);
-    }
+    v.peer_disk.is_some()
 }
 
 /// The peer's disks take the state the helper reported (only downwards, as DRBD).
@@ -129,5 +185,96 @@ fn set_peer_disks(conn: &Connection, pd: PeerDisk) {
     }
     for v in volumes.iter() {
         events::peer_device(conn, &st, *v, events::Kind::Change);
+    }
+    let volumes: KVec<u32> = {
+        let mut all = KVec::new();
+        for p in st.peers.iter() {
+            let _ = all.push(p.volume, GFP_KERNEL);
+        }
+        all
+    };
+    drop(st);
+    for v in volumes.iter() {
+        record_known_outdated(conn, *v, true);
+    }
+}
+
+/// Keeps the peer slot's `MDF_PEER_OUTDATED` of `volume` (on disk, and in the peer device)
+/// equal to `outdated`. No lock held by the caller.
+fn record_known_outdated(conn: &Connection, volume: u32, outdated: bool) {
+    let dev = conn.resource.state.lock().device_by_volume(volume).cloned();
+    if let Some(dev) = dev {
+        let mut st = dev.state.lock();
+        if let Some(b) = st.backing.as_mut() {
+            let written = b.update_peer_flags(conn.peer_node_id, |f| {
+                if outdated {
+                    f | meta::MDF_PEER_OUTDATED
+                } else {
+                    f & !meta::MDF_PEER_OUTDATED
+                }
+            });
+            if let Err(f) = written {
+                pr_warn!("drbd{}: {} {}\n", dev.minor, f.text(), f.info());
+            }
+        }
+    }
+    conn.update_peer(volume, |p| p.known_outdated = outdated);
+}
+
+/// A connected peer reported its disk state for `volume`: Outdated or Inconsistent data is
+/// remembered as such (so a later promotion without the peer needs no fencing), Consistent
+/// or UpToDate data forgets it.
+pub(crate) fn peer_reported_disk(conn: &Connection, volume: u32, disk: DiskState) {
+    let Some(reported) = crate::proto::state::DiskState::from_u32(disk as u32) else {
+        return;
+    };
+    let Some(outdated) = fencing::peer_outdated_flag(reported) else {
+        return;
+    };
+    if conn
+        .peer_dev(volume)
+        .is_some_and(|p| p.known_outdated != outdated)
+    {
+        record_known_outdated(conn, volume, outdated);
+    }
+}
+
+/// Whether `dev`'s meta-data says the disk of `peer` is Outdated or worse (`MDF_PEER_OUTDATED`).
+/// The caller may hold `Resource::state`.
+pub(crate) fn outdated_on_disk(dev: &Device, peer: u32) -> bool {
+    dev.state
+        .lock()
+        .backing
+        .as_ref()
+        .and_then(|b| b.sb.peers.get(peer as usize))
+        .is_some_and(|slot| slot.flags & meta::MDF_PEER_OUTDATED != 0)
+}
+
+/// After attach: every unreachable peer that the meta-data knows to be Outdated shows as
+/// Outdated. No lock held by the caller.
+pub(crate) fn load_known_outdated(resource: &Resource, dev: &Device) {
+    let conns = {
+        let rs = resource.state.lock();
+        let mut conns: KVec<Arc<Connection>> = KVec::new();
+        for c in rs.connections() {
+            let _ = conns.push(c.clone(), GFP_KERNEL);
+        }
+        conns
+    };
+    for conn in conns.iter() {
+        let outdated = outdated_on_disk(dev, conn.peer_node_id);
+        let mut st = conn.state.lock();
+        let unreachable = st.link.is_none();
+        let mut changed = false;
+        if let Some(p) = st.peers.iter_mut().find(|p| p.volume == dev.volume) {
+            p.known_outdated = outdated;
+            if outdated && unreachable && p.peer_disk != DiskState::Outdated {
+                p.peer_disk = DiskState::Outdated;
+                changed = true;
+            }
+        }
+        if changed {
+            events::peer_device(conn, &st, dev.volume, events::Kind::Change);
+        }
     }
 }

@@ -125,7 +125,7 @@ pub(crate) fn doit(ctx: &DoContext) -> i32 {
     let outcome = match crate::REGISTRY.get() {
         Some(registry) => {
             let _admin = registry.admin.lock();
-            stop_threads_first(registry, &req).and_then(|()| {
+            outside_config_lock(registry, &req).and_then(|()| {
                 let mut reg = registry.inner.lock();
                 if req.cmd == cmd::ADM_GET_TIMEOUT_TYPE {
                     let c = Ctx::parse(req.attrs)?;
@@ -170,10 +170,15 @@ pub(crate) fn doit(ctx: &DoContext) -> i32 {
     }
 }
 
-/// `disconnect`, `del-peer` and `down` stop the connection threads before `dispatch` takes
-/// `Registry::inner`: a thread may be waiting for a usermode helper that itself asks the module
-/// for its status, which needs `inner`. Unknown names are left for `dispatch` to report.
-fn stop_threads_first(registry: &crate::registry::Registry, req: &Request<'_>) -> Outcome {
+/// Work done before `dispatch` takes `Registry::inner`, because a usermode helper may be
+/// involved that itself asks the module for its status (which needs `inner`): `disconnect`,
+/// `del-peer` and `down` stop the connection threads (one may be waiting for a helper), and
+/// `primary` runs `fence-peer` for unreachable peers. Unknown names are left for `dispatch`
+/// to report.
+fn outside_config_lock(registry: &crate::registry::Registry, req: &Request<'_>) -> Outcome {
+    if req.cmd == cmd::ADM_PRIMARY {
+        return fence_before_primary(registry, req);
+    }
     if !matches!(
         req.cmd,
         cmd::ADM_DISCONNECT | cmd::ADM_DEL_PEER | cmd::ADM_DOWN
@@ -192,6 +197,26 @@ fn stop_threads_first(registry: &crate::registry::Registry, req: &Request<'_>) -
         conn.stop();
     }
     Ok(())
+}
+
+/// `primary`: an unreachable peer is fenced first, with `Registry::inner` free for the
+/// helper's own queries; `dispatch` then promotes.
+fn fence_before_primary(registry: &crate::registry::Registry, req: &Request<'_>) -> Outcome {
+    let c = Ctx::parse(req.attrs)?;
+    let Some(res) = registry.inner.lock().resource(c.resource()?).cloned() else {
+        return Ok(());
+    };
+    crate::fence::before_promotion(&res, role_force(req.attrs)?)
+}
+
+/// The `--force` flag of `primary`.
+fn role_force(attrs: &[u8]) -> Outcome<bool> {
+    Ok(
+        match members(attrs, tla::SET_ROLE_PARMS, "role parameters")? {
+            Some(s) => get(s, set_role_parms::FORCE, "force", |a| a.as_flag())?.unwrap_or(false),
+            None => false,
+        },
+    )
 }
 
 fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outcome<i32> {
@@ -268,12 +293,7 @@ fn dispatch(reg: &mut crate::registry::RegistryInner, req: &Request<'_>) -> Outc
             config::detach(reg, req.minor, force).map(|()| ss::SUCCESS)
         }
         cmd::ADM_PRIMARY | cmd::ADM_SECONDARY => {
-            let force = match members(attrs, tla::SET_ROLE_PARMS, "role parameters")? {
-                Some(s) => {
-                    get(s, set_role_parms::FORCE, "force", |a| a.as_flag())?.unwrap_or(false)
-                }
-                None => false,
-            };
+            let force = role_force(attrs)?;
             let name = c.resource()?;
             if req.cmd == cmd::ADM_PRIMARY {
                 config::primary(reg, name, force).map(|()| ss::SUCCESS)

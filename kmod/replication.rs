@@ -745,6 +745,7 @@ fn on_state(
         p.peer_disk = peer_disk;
         p.peer_role = peer_role;
     });
+    crate::fence::peer_reported_disk(conn, volume, peer_disk);
     let Some(peer) = conn.peer_dev(volume) else {
         return Ok(());
     };

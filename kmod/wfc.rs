@@ -39,15 +39,7 @@ pub(crate) fn set_peer_connected(dev: &Device, peer: u32, connected: bool) {
         st.degr_wfc &= !bit(peer);
     }
     let Some(b) = st.backing.as_mut() else { return };
-    let Some(slot) = b.sb.peers.get_mut(peer as usize) else {
-        return;
-    };
-    let flags = wfc::peer_flags(slot.flags, connected);
-    if flags == slot.flags {
-        return;
-    }
-    slot.flags = flags;
-    if let Err(f) = b.write_superblock() {
+    if let Err(f) = b.update_peer_flags(peer, |flags| wfc::peer_flags(flags, connected)) {
         pr_warn!("drbd{}: {} {}\n", dev.minor, f.text(), f.info());
     }
 }

@@ -4,7 +4,11 @@
 //! DRBD 9's rules: with `resource-and-stonith`, a Primary that loses a peer whose disk is not
 //! known to be Outdated or worse suspends I/O (`suspended:fencing`) for as long as that
 //! peer's disk state is unknown; the `fence-peer` result can make it known (and so thaw).
-//! `resource-only` runs the same helper without freezing. Pure functions, no I/O.
+//! `resource-only` runs the same helper without freezing. A promotion while a peer is
+//! unreachable and its disk not known to be Outdated runs `fence-peer` first and is refused
+//! unless that outdates the peer (or `--force` accepts the risk). Whether the peer is known
+//! Outdated survives restarts in its meta-data slot (`MDF_PEER_OUTDATED`). Pure functions,
+//! no I/O.
 
 use super::helper::FenceOutcome;
 
@@ -133,6 +137,51 @@ pub const fn verdict(policy: Policy, outcome: FenceOutcome, local_up_to_date: bo
     }
 }
 
+/// Whether promoting must first fence a peer (DRBD's `SS_PRIMARY_NOP` check): `fencing` is
+/// configured, the peer is not connected, and its disk is not known to be Outdated or worse.
+pub const fn promotion_needs_fence(
+    policy: Policy,
+    connected: bool,
+    peer_known_outdated: bool,
+) -> bool {
+    !matches!(policy, Policy::DontCare) && !connected && !peer_known_outdated
+}
+
+/// How a promotion goes on after `fence-peer` ran for the peers that needed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFence {
+    /// Every such peer is known Outdated (or worse) now.
+    Promote,
+    /// A peer may still hold newer data, but `--force` was given: promote and log
+    /// "Forced into split brain situation!".
+    PromoteIntoSplitBrain,
+    /// Refused with `SS_PRIMARY_NOP` ("Refusing to be Primary while peer is not outdated").
+    Refuse,
+}
+
+/// Decides a promotion after fencing (`all_fenced`: every peer that needed it is known
+/// Outdated or worse now).
+pub const fn after_promotion_fence(all_fenced: bool, force: bool) -> AfterFence {
+    match (all_fenced, force) {
+        (true, _) => AfterFence::Promote,
+        (false, true) => AfterFence::PromoteIntoSplitBrain,
+        (false, false) => AfterFence::Refuse,
+    }
+}
+
+/// What the peer slot's `MDF_PEER_OUTDATED` becomes when a connected peer reports its disk
+/// state (`None`: unchanged). Outdated or Inconsistent data cannot take over from us;
+/// Consistent or UpToDate data might; other states (Diskless, Attaching…) say nothing about
+/// the data the peer's disk holds.
+pub const fn peer_outdated_flag(peer_disk: super::state::DiskState) -> Option<bool> {
+    use super::state::DiskState as D;
+    match peer_disk {
+        D::Inconsistent | D::Outdated => Some(true),
+        D::Consistent | D::UpToDate => Some(false),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +205,35 @@ mod tests {
         assert!(!on_loss(ResourceAndStonith, true, false, false).freeze);
         assert_eq!(Policy::from_u32(2), ResourceAndStonith);
         assert_eq!(Policy::from_u32(9), DontCare);
+    }
+
+    #[test]
+    fn promotion_fencing() {
+        use Policy::*;
+        assert!(promotion_needs_fence(ResourceOnly, false, false));
+        assert!(promotion_needs_fence(ResourceAndStonith, false, false));
+        // No policy, a connected peer, or a peer known Outdated: nothing to fence.
+        assert!(!promotion_needs_fence(DontCare, false, false));
+        assert!(!promotion_needs_fence(ResourceOnly, true, false));
+        assert!(!promotion_needs_fence(ResourceOnly, false, true));
+        assert_eq!(after_promotion_fence(true, false), AfterFence::Promote);
+        assert_eq!(after_promotion_fence(true, true), AfterFence::Promote);
+        assert_eq!(
+            after_promotion_fence(false, true),
+            AfterFence::PromoteIntoSplitBrain
+        );
+        assert_eq!(after_promotion_fence(false, false), AfterFence::Refuse);
+    }
+
+    #[test]
+    fn outdated_flag_follows_the_reported_disk() {
+        use crate::state::DiskState as D;
+        assert_eq!(peer_outdated_flag(D::Outdated), Some(true));
+        assert_eq!(peer_outdated_flag(D::Inconsistent), Some(true));
+        assert_eq!(peer_outdated_flag(D::UpToDate), Some(false));
+        assert_eq!(peer_outdated_flag(D::Consistent), Some(false));
+        assert_eq!(peer_outdated_flag(D::Diskless), None);
+        assert_eq!(peer_outdated_flag(D::DUnknown), None);
     }
 
     #[test]

@@ -112,6 +112,7 @@ fn resource_and_stonith_freezes_until_fence_peer_answers() {
     let stonith = "--protocol=C --fencing=resource-and-stonith";
     bring_up_with(a, 0, 1, &ip_a, &ip_b, stonith);
     bring_up_with(b, 1, 0, &ip_b, &ip_a, stonith);
+    wait_connected(a);
     a.run_ok("drbdsetup primary --force r0");
     up_to_date_both(a, b);
     let mut ev = a.spawn("drbdsetup events2 r0");

@@ -102,6 +102,7 @@ fn helpers_run_with_drbd_environment_and_events() {
     bring_up_with(b, 1, 0, &ip_b, &ip_a, "--fencing=resource-only");
 
     // Initial sync: node1 is SyncTarget and runs before- and after-resync-target.
+    wait_connected(a);
     a.run_ok("drbdsetup primary --force r0");
     up_to_date_both(a, b);
     let log = wait_logged(b, "after-resync-target", &["res=r0"]);

@@ -148,6 +148,17 @@ pub fn up_to_date_both(a: &Node, b: &Node) {
     }
 }
 
+/// Waits until `n` is connected to its peer (with `fencing`, a promotion before that would
+/// first run `fence-peer` for the still unreachable peer).
+pub fn wait_connected(n: &Node) {
+    wait_for(
+        n,
+        "connection",
+        "drbdsetup events2 --now r0 | grep -q 'exists connection .*connection:Connected'",
+        60,
+    );
+}
+
 /// Waits until `n` lost its peer and tries to reconnect (`connection:Connecting`).
 pub fn wait_link_loss(n: &Node) {
     wait_for(
