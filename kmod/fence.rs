@@ -11,7 +11,6 @@
 //! `Device::state` or `Connection::state`.
 
 use crate::connection::Connection;
-use kernel::sync::Arc;
 use crate::device::Device;
 use crate::events;
 use crate::failure::{fail, Outcome};
@@ -21,6 +20,7 @@ use crate::proto::meta;
 use crate::resource::Resource;
 use crate::spec::generated::{net_conf, ret, ss, DiskState, Role};
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 /// The connection's `fencing` policy.
 fn policy(conn: &Connection) -> Policy {

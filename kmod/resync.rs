@@ -235,7 +235,7 @@ pub(crate) fn start_sync_source(
         total / 2
     );
     let (c, l, d) = (conn.clone(), link.clone(), dev.clone());
-    let name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_s_{}", conn.resource.name))
+    let name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_rs_{}", conn.resource.name))
         .map_err(|_| Stop::Broken)?;
     let thread = crate::sys::thread::KThread::spawn(&name, move || run_resync(c, l, d))
         .map_err(|_| Stop::Broken)?;

@@ -160,7 +160,7 @@ pub(crate) fn start(
         return Ok(());
     }
     let (c, l, d) = (conn.clone(), link.clone(), dev.clone());
-    let started = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_s_{}", name))
+    let started = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_ov_{}", name))
         .and_then(|t| crate::sys::thread::KThread::spawn(&t, move || run_source(c, l, d, range)));
     let thread = match started {
         Ok(t) => t,

@@ -103,11 +103,7 @@ fn resource_and_stonith_freezes_until_fence_peer_answers() {
     let (a, b) = (c.node(0), c.node(1));
     let (ip_a, ip_b) = (c.addr(0, 1), c.addr(1, 0));
     for n in [a, b] {
-        n.run_ok("modprobe drbd");
-        n.write_file("/tmp/fence.sh", SCRIPT.as_bytes());
-        n.run_ok("chmod +x /tmp/fence.sh && echo 1 > /tmp/fence.code && : > /tmp/fence.log");
-        n.run_ok("echo /tmp/fence.sh > /sys/module/drbd/parameters/usermode_helper");
-        create_md_ok(n, 1, "/dev/vdb", 1);
+        with_helper_script(n, SCRIPT);
     }
     let stonith = "--protocol=C --fencing=resource-and-stonith";
     bring_up_with(a, 0, 1, &ip_a, &ip_b, stonith);

@@ -45,11 +45,7 @@ fn promotion_fences_an_unreachable_peer_and_remembers_it_outdated() {
     let (a, b) = (c.node(0), c.node(1));
     let (ip_a, ip_b) = (c.addr(0, 1), c.addr(1, 0));
     for n in [a, b] {
-        n.run_ok("modprobe drbd");
-        n.write_file("/tmp/fence.sh", SCRIPT.as_bytes());
-        n.run_ok("chmod +x /tmp/fence.sh && echo 1 > /tmp/fence.code && : > /tmp/fence.log");
-        n.run_ok("echo /tmp/fence.sh > /sys/module/drbd/parameters/usermode_helper");
-        create_md_ok(n, 1, "/dev/vdb", 1);
+        with_helper_script(n, SCRIPT);
     }
     bring_up_with(a, 0, 1, &ip_a, &ip_b, NET);
     bring_up_with(b, 1, 0, &ip_b, &ip_a, NET);

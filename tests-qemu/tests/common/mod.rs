@@ -148,6 +148,17 @@ pub fn up_to_date_both(a: &Node, b: &Node) {
     }
 }
 
+/// Loads the module on `n`, installs `script` as the module's `usermode_helper`
+/// (`/tmp/fence.sh`, exit code in `/tmp/fence.code`, 1 to start with, calls logged by the
+/// script in `/tmp/fence.log`) and creates fresh meta-data on /dev/vdb.
+pub fn with_helper_script(n: &Node, script: &str) {
+    n.run_ok("modprobe drbd");
+    n.write_file("/tmp/fence.sh", script.as_bytes());
+    n.run_ok("chmod +x /tmp/fence.sh && echo 1 > /tmp/fence.code && : > /tmp/fence.log");
+    n.run_ok("echo /tmp/fence.sh > /sys/module/drbd/parameters/usermode_helper");
+    create_md_ok(n, 1, "/dev/vdb", 1);
+}
+
 /// Waits until `n` is connected to its peer (with `fencing`, a promotion before that would
 /// first run `fence-peer` for the still unreachable peer).
 pub fn wait_connected(n: &Node) {
