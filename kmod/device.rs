@@ -11,7 +11,7 @@ use crate::spec::generated::{DiskState, Role};
 use crate::sys::bdev::BlockDev;
 use crate::sys::bio::{BioList, BioOp, SharedCompletion, UpperBio, STATUS_IOERR, STATUS_NOTSUPP};
 use crate::sys::disk::Disk;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex, SpinLock};
 use kernel::{new_condvar, new_mutex, new_spinlock};
@@ -86,11 +86,14 @@ pub(crate) struct Device {
     pub(crate) inflight: AtomicUsize,
     /// Statistics.
     pub(crate) counters: DeviceCounters,
-    /// Orders mirrored writes against resync reads (see `replication.rs`; held briefly by a
-    /// write, not across its send); holds the chunk the resync reads ahead, which a mirrored
-    /// write that overlaps it spoils.
+    /// Orders mirrored writes against resync reads and verify requests (see `replication.rs`
+    /// and `verify.rs`; held briefly by a write, not across its send); holds the chunk the
+    /// resync reads ahead, which a mirrored write that overlaps it spoils, and the verify
+    /// requests in flight, which a write to their block makes inconclusive.
     #[pin]
-    pub(crate) sync_lock: Mutex<crate::proto::resync_order::ReadAhead>,
+    pub(crate) sync_lock: Mutex<crate::proto::resync_order::WriteOrder>,
+    /// This device is a verify source: peer writes are noted in `sync_lock` too.
+    pub(crate) verifying: AtomicBool,
     /// Blocks the peer does not have (spinlock: set from the I/O path).
     #[pin]
     pub(crate) oos: SpinLock<crate::oos::OosMap>,
@@ -138,9 +141,10 @@ impl Device {
                 inflight: AtomicUsize::new(0),
                 counters: DeviceCounters::default(),
                 sync_lock <- new_mutex!(
-                    crate::proto::resync_order::ReadAhead::new(),
+                    crate::proto::resync_order::WriteOrder::new(),
                     "Device::sync_lock"
                 ),
+                verifying: AtomicBool::new(false),
                 oos <- new_spinlock!(crate::oos::OosMap::empty(), "Device::oos"),
                 errors <- crate::new_irq_spinlock!(
                     crate::io_error::ErrorQueue::new(),

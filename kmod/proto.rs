@@ -80,3 +80,7 @@ pub(crate) mod epoch;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/io_error.rs"]
 pub(crate) mod io_error;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/verify_window.rs"]
+pub(crate) mod verify_window;

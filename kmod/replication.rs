@@ -943,6 +943,13 @@ fn on_data(
             // A diskless peer writes through us: its next attach needs these blocks.
             dev.oos.lock().mark(dh.sector, u64::from(size));
         }
+        if dev.verifying.load(Ordering::Acquire) {
+            // A verify request for these blocks in flight compares two versions now.
+            dev.sync_lock
+                .lock()
+                .verify
+                .note_write(dh.sector, u64::from(size / 512));
+        }
     }
     if cmd == wire::P_DATA && dh.dp_flags & wire::DP_SEND_RECEIVE_ACK != 0 {
         send_block_ack(link, wire::P_RECV_ACK, &plan, false).map_err(|_| Stop::Broken)?;

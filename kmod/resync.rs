@@ -335,7 +335,7 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
             crate::sys::misc::sleep_ms(if paused { 20 } else { 1 });
         }
         let mut order = dev.sync_lock.lock();
-        let fresh = order.finish();
+        let fresh = order.read_ahead.finish();
         // Start the next read first, so the disk works while the previous chunk is copied out.
         let mut run = dev.oos.lock().take_run(next, max_bits);
         if run.is_none() && rescan && ready.is_none() {
@@ -358,11 +358,11 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
             let buf = spare.take().or_else(|| second.take());
             if let (Some(buf), true) = (buf, len > 0) {
                 dev.drain();
-                order.begin(sector, sectors);
+                order.read_ahead.begin(sector, sectors);
                 match submit_read(lower.clone(), sector, buf, len, slot.clone()) {
                     Ok(()) => reading = Some((sector, len)),
                     Err(_) => {
-                        let _ = order.finish();
+                        let _ = order.read_ahead.finish();
                         dev.oos.lock().mark(sector, len as u64);
                         keep(ready);
                         link.data.shutdown();

@@ -186,6 +186,22 @@ impl TransferLog {
         usize::try_from(id.checked_sub(1)?).ok()
     }
 
+    /// Whether a write to any of `sectors` at `sector` of `device` is in the log: the peer
+    /// may not have it on disk yet.
+    pub(crate) fn overlaps(
+        &self,
+        device: &crate::device::Device,
+        sector: u64,
+        sectors: u64,
+    ) -> bool {
+        self.entries
+            .lock()
+            .slots
+            .iter()
+            .flatten()
+            .any(|e| e.req.overlaps(device, sector, sectors))
+    }
+
     /// Takes request `id` out of the log (it was never sent): the request, and whether its
     /// upper bio still waited for the peer.
     pub(crate) fn remove(&self, id: u64) -> Option<(Arc<SharedCompletion>, bool)> {

@@ -9,37 +9,47 @@
 //! `verify-alg` must be equal on both sides: it travels in `P_SYNC_PARAM89` when the link
 //! comes up, and a mismatch drops the connection (StandAlone) as with DRBD.
 //!
-//! Not covered: requests racing a concurrent application write to the same block may be
-//! reported different (DRBD orders them with its interval tree); `--stop` is not sent to the
-//! target, whose progress is reckoned to the end of the device.
+//! A device in use: both sides hash a block only once it is quiet ([`quiet_lock`]: no local
+//! write to it in flight, none the peer has not acknowledged), so both digests include every
+//! write older than the request. A write noted after the source registered its request (its
+//! own, or the peer's applied here) makes the comparison inconclusive
+//! (`proto::verify_window`): the block is asked again rather than reported different.
+//!
+//! Not covered: `--stop` is not sent to the target, whose progress is reckoned to the end of
+//! the device (as DRBD's).
 
 use crate::connection::Connection;
 use crate::device::Device;
 use crate::failure::{fail, Outcome};
+use crate::proto::resync_order::WriteOrder;
 use crate::proto::verify::{self, OvRange, OvReply, MAX_DIGEST, OV_BLOCK_BYTES};
+use crate::proto::verify_window::{Verdict, OV_WINDOW};
 use crate::proto::wire::{self, BlockReq, RsParam};
 use crate::registry::RegistryInner;
 use crate::replication::{announce, device_of, now_ms, Link, Stop};
 use crate::spec::generated::{ret, ss, DiskState, ReplState};
 use crate::sys::digest::Digest;
 use crate::sys::peer_bio::PageBuf;
-use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
-/// Verify requests in flight before the source waits for replies.
-const OV_WINDOW: u32 = 32;
+/// Longest wait for the peer to acknowledge earlier writes to a block before it is hashed
+/// anyway (ms).
+const QUIET_WAIT_MS: u32 = 2000;
 /// How long the target waits for the last results after the source finished.
 const RESULT_WAIT_MS: i64 = 10_000;
 
 /// Verify state of one link.
 ///
 /// Lifetime: part of `Link`, so a new connection starts from zero. Locking: counters are
-/// atomics; the digest is used only by the receiver thread, behind its own mutex.
+/// atomics; the digest is used only by the receiver thread, behind its own mutex. The
+/// source's requests in flight live in the device's write-ordering lock
+/// (`Device::sync_lock`), where writes are noted.
 #[pin_data]
 pub(crate) struct LinkVerify {
-    /// Source: requests sent and not answered yet.
-    in_flight: AtomicU32,
+    /// Source: comparisons a write raced (the block was asked again).
+    raced: AtomicU64,
     /// Target: requests answered.
     answered: AtomicU64,
     /// Target: results received.
@@ -54,7 +64,7 @@ pub(crate) struct LinkVerify {
 impl LinkVerify {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            in_flight: AtomicU32::new(0),
+            raced: AtomicU64::new(0),
             answered: AtomicU64::new(0),
             results: AtomicU64::new(0),
             started_ms: AtomicI64::new(0),
@@ -145,7 +155,9 @@ pub(crate) fn start(
         p.ov_found = 0;
         p.ov_start = range.start;
     });
-    link.ov.in_flight.store(0, Ordering::Release);
+    dev.sync_lock.lock().verify.clear();
+    dev.verifying.store(true, Ordering::Release);
+    link.ov.raced.store(0, Ordering::Release);
     link.ov.started_ms.store(now_ms(), Ordering::Release);
     conn.set_repl(volume, ReplState::VerifyS);
     pr_info!(
@@ -165,6 +177,7 @@ pub(crate) fn start(
     let thread = match started {
         Ok(t) => t,
         Err(_) => {
+            dev.verifying.store(false, Ordering::Release);
             conn.set_repl(volume, ReplState::Established);
             let _ = announce(&conn, &link, Some((volume, ReplState::Established)));
             return Err(fail!(ret::ERR_NOMEM, "cannot start the verify thread"));
@@ -174,43 +187,96 @@ pub(crate) fn start(
     Ok(())
 }
 
-/// The source's request sender: one `P_OV_REQUEST` per block, a bounded window in flight;
-/// when every reply is in, reports the result and returns to Established.
+/// The source's request sender: one `P_OV_REQUEST` per block, a bounded window in flight,
+/// blocks whose comparison a write raced asked again first; when every reply is in, reports
+/// the result and returns to Established.
 fn run_source(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>, range: OvRange) {
-    let gone = |conn: &Connection| conn.is_stopping() || !conn.is_link(&link);
-    for (sector, bytes) in range.requests() {
-        while link.ov.in_flight.load(Ordering::Acquire) >= OV_WINDOW {
-            if gone(&conn) {
-                return;
-            }
-            crate::sys::misc::sleep_ms(1);
-        }
-        if gone(&conn) {
-            return;
-        }
-        let mut b = [0u8; BlockReq::SIZE];
-        if verify::request(sector, bytes).encode(&mut b).is_err() {
-            return;
-        }
-        link.ov.in_flight.fetch_add(1, Ordering::AcqRel);
-        if link
-            .send_data(wire::P_OV_REQUEST, dev.volume as u16, &[&b])
-            .is_err()
-        {
-            link.data.shutdown();
-            return;
-        }
-    }
-    while link.ov.in_flight.load(Ordering::Acquire) > 0 {
-        if gone(&conn) {
-            return;
-        }
-        crate::sys::misc::sleep_ms(2);
+    let done = send_requests(&conn, &link, &dev, range);
+    dev.verifying.store(false, Ordering::Release);
+    dev.sync_lock.lock().verify.clear();
+    if !done {
+        return;
     }
     report(&conn, &link, &dev);
     conn.set_repl(dev.volume, ReplState::Established);
     if announce(&conn, &link, Some((dev.volume, ReplState::Established))).is_err() {
         link.data.shutdown();
+    }
+}
+
+/// Sends the requests of `range` and waits for every reply; `false` if the link went away.
+fn send_requests(conn: &Connection, link: &Arc<Link>, dev: &Device, range: OvRange) -> bool {
+    let mut blocks = range.requests();
+    let mut range_done = false;
+    loop {
+        if conn.is_stopping() || !conn.is_link(link) {
+            return false;
+        }
+        let (again, busy) = {
+            let mut order = dev.sync_lock.lock();
+            let again = order.verify.take_again();
+            (again, order.verify.busy())
+        };
+        let next = match again {
+            Some(block) => Some(block),
+            None if busy >= OV_WINDOW || range_done => None,
+            None => {
+                let block = blocks.next();
+                range_done = block.is_none();
+                block.map(|(sector, bytes)| (sector, u64::from(bytes) / 512, 0))
+            }
+        };
+        let Some((sector, sectors, tries)) = next else {
+            if range_done && busy == 0 {
+                return true;
+            }
+            crate::sys::misc::sleep_ms(1);
+            continue;
+        };
+        let mut b = [0u8; BlockReq::SIZE];
+        if verify::request(sector, (sectors * 512) as u32)
+            .encode(&mut b)
+            .is_err()
+        {
+            return false;
+        }
+        // Registered once the peer has every earlier write to the block: later ones race it.
+        let registered = quiet_lock(dev, link, sector, sectors)
+            .verify
+            .begin(sector, sectors, tries);
+        if !registered {
+            return false;
+        }
+        if link
+            .send_data(wire::P_OV_REQUEST, dev.volume as u16, &[&b])
+            .is_err()
+        {
+            link.data.shutdown();
+            return false;
+        }
+    }
+}
+
+/// Takes the device's write-ordering lock once the block is quiet: no local write to it in
+/// flight and none the peer has not acknowledged yet (it may not have it). A digest taken
+/// under the lock then includes every write older than the request, on both sides. After
+/// [`QUIET_WAIT_MS`] it goes on regardless; the source's table still sees later writes.
+fn quiet_lock<'a>(
+    dev: &'a Device,
+    link: &Link,
+    sector: u64,
+    sectors: u64,
+) -> kernel::sync::lock::Guard<'a, WriteOrder, kernel::sync::lock::mutex::MutexBackend> {
+    let mut waited = 0;
+    loop {
+        let order = dev.sync_lock.lock();
+        dev.drain();
+        if waited >= QUIET_WAIT_MS || !link.tl.overlaps(dev, sector, sectors) {
+            return order;
+        }
+        drop(order);
+        crate::sys::misc::sleep_ms(1);
+        waited += 1;
     }
 }
 
@@ -226,6 +292,16 @@ fn report(conn: &Connection, link: &Link, dev: &Device) {
         secs,
         kib / secs
     );
+    let raced = link.ov.raced.load(Ordering::Acquire);
+    if raced > 0 {
+        pr_info!(
+            "{}/{} drbd{}: Online verify asked {} times again for blocks written while compared\n",
+            conn.resource.name,
+            dev.volume,
+            dev.minor,
+            raced
+        );
+    }
     let n_oos = dev.oos.lock().count();
     if n_oos > 0 {
         pr_alert!(
@@ -336,7 +412,10 @@ pub(crate) fn on_request(
         });
     }
     let mut digest = [0u8; MAX_DIGEST];
-    let n = hash_block(conn, link, &dev, req.sector, req.blksize, &mut digest)?;
+    let n = {
+        let _quiet = quiet_lock(&dev, link, req.sector, u64::from(req.blksize / 512));
+        hash_block(conn, link, &dev, req.sector, req.blksize, &mut digest)?
+    };
     let reply = OvReply {
         req,
         digest: digest.get(..n).ok_or(Stop::Broken)?,
@@ -363,33 +442,47 @@ pub(crate) fn on_reply(
     if conn.peer_dev(volume).map(|p| p.repl) != Some(ReplState::VerifyS) {
         return Err(Stop::Protocol);
     }
-    let mut mine = [0u8; MAX_DIGEST];
-    let n = {
-        // No local write may be half-way through the block while we read it.
-        let _order = dev.sync_lock.lock();
-        dev.drain();
-        hash_block(
-            conn,
-            link,
-            &dev,
-            reply.req.sector,
-            reply.req.blksize,
-            &mut mine,
-        )?
-    };
-    let equal = verify::digests_equal(mine.get(..n).ok_or(Stop::Broken)?, reply.digest);
     let sectors = u64::from(reply.req.blksize / 512);
-    if !equal {
+    let mut mine = [0u8; MAX_DIGEST];
+    let equal = {
+        // No local write may be half-way through the block while we read it.
+        let mut order = dev.sync_lock.lock();
+        dev.drain();
+        match order.verify.on_reply(reply.req.sector) {
+            None => return Err(Stop::Protocol),
+            // A write raced the request: asked again; this attempt proves nothing.
+            Some(Verdict::AskAgain) => {
+                link.ov.raced.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Some(Verdict::Compare) => {
+                let n = hash_block(
+                    conn,
+                    link,
+                    &dev,
+                    reply.req.sector,
+                    reply.req.blksize,
+                    &mut mine,
+                )?;
+                Some(verify::digests_equal(
+                    mine.get(..n).ok_or(Stop::Broken)?,
+                    reply.digest,
+                ))
+            }
+        }
+    };
+    if equal == Some(false) {
         mark_found(conn, &dev, reply.req.sector, reply.req.blksize);
     }
     let mut b = [0u8; wire::BlockAck::SIZE];
-    verify::result(&reply.req, equal)
+    verify::result(&reply.req, equal != Some(false))
         .encode(&mut b)
         .map_err(|_| Stop::Broken)?;
-    let sent = link.send_meta(wire::P_OV_RESULT, volume as u16, &b);
-    link.ov.in_flight.fetch_sub(1, Ordering::AcqRel);
-    sent.map_err(|_| Stop::Broken)?;
-    conn.add_synced(volume, sectors);
+    link.send_meta(wire::P_OV_RESULT, volume as u16, &b)
+        .map_err(|_| Stop::Broken)?;
+    if equal.is_some() {
+        conn.add_synced(volume, sectors);
+    }
     Ok(())
 }
 

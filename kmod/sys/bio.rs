@@ -243,6 +243,19 @@ impl SharedCompletion {
             .map_err(|_| UpperBio { ptr: raw })
     }
 
+    /// Whether this request writes any of `sectors` at `sector` of `device`.
+    pub(crate) fn overlaps(
+        &self,
+        device: &crate::device::Device,
+        sector: u64,
+        sectors: u64,
+    ) -> bool {
+        let end = self.sector.saturating_add(u64::from(self.len) / 512);
+        core::ptr::eq(&*self.device, device)
+            && self.sector < sector.saturating_add(sectors)
+            && sector < end
+    }
+
     /// The peer did not confirm this write: its blocks must be resynced.
     pub(crate) fn mark_out_of_sync(&self) {
         self.device

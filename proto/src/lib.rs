@@ -30,6 +30,7 @@ pub mod state;
 pub mod sync_clock;
 pub mod uuid;
 pub mod verify;
+pub mod verify_window;
 pub mod wfc;
 pub mod wire;
 pub mod wire_auth;

@@ -50,6 +50,32 @@ impl ReadAhead {
     }
 }
 
+/// What the device's write-ordering lock guards: the resync's read-ahead chunk and the
+/// verify source's requests, both of which a write must be noted in.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WriteOrder {
+    /// The resync's chunk being read ahead.
+    pub read_ahead: ReadAhead,
+    /// The verify requests in flight (source side).
+    pub verify: super::verify_window::InFlight,
+}
+
+impl WriteOrder {
+    /// Nothing read ahead, no verify request in flight.
+    pub const fn new() -> Self {
+        Self {
+            read_ahead: ReadAhead::new(),
+            verify: super::verify_window::InFlight::new(),
+        }
+    }
+
+    /// A write of `sectors` sectors at `sector` is about to change this node's disk.
+    pub fn note_write(&mut self, sector: u64, sectors: u64) {
+        self.read_ahead.note_write(sector, sectors);
+        self.verify.note_write(sector, sectors);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,64 +15,12 @@ use tests_qemu::{Cluster, ClusterSpec, Node};
 const DAMAGED: [u64; 5] = [3, 4, 1000, 4321, 7000];
 
 fn damage(n: &Node) {
-    for b in DAMAGED {
-        n.run_ok(&format!(
-            "dd if=/dev/urandom of=/dev/vdb bs=4096 count=1 seek={b} oflag=direct conv=notrunc 2>/dev/null"
-        ));
-    }
+    damage_blocks(n, &DAMAGED);
 }
 
 /// Runs `drbdsetup verify r0 1 0` on `src` and waits until both sides logged the end.
 fn verify_and_wait(src: &Node, nodes: [&Node; 2]) {
     verify_cmd_and_wait(src, "drbdsetup verify r0 1 0", nodes);
-}
-
-/// Runs the verify command `cmd` on `src` and waits until both sides logged the end.
-fn verify_cmd_and_wait(src: &Node, cmd: &str, nodes: [&Node; 2]) {
-    let before: Vec<usize> = nodes.iter().map(|n| done_lines(n)).collect();
-    src.run_ok(cmd);
-    for (n, b) in nodes.iter().zip(before) {
-        wait_for(
-            n,
-            "online verify end",
-            &format!("test $(dmesg | grep -c 'Online verify done (total') -gt {b}"),
-            240,
-        );
-        wait_for(
-            n,
-            "Established after verify",
-            "drbdsetup events2 --now r0 | grep -q 'exists peer-device .*replication:Established'",
-            30,
-        );
-    }
-}
-
-fn done_lines(n: &Node) -> usize {
-    n.run_ok("dmesg | grep -c 'Online verify done (total' || true")
-        .trim()
-        .parse()
-        .unwrap_or(0)
-}
-
-/// Blocks the last verify found different: its "found" line follows its "done" line
-/// (none = 0). `since` is the number of done lines before it started, to be sure it ended.
-fn found_since(n: &Node, since: usize) -> u64 {
-    let log = n.run_ok("dmesg");
-    let done: Vec<usize> = log
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains("Online verify done (total"))
-        .map(|(i, _)| i)
-        .collect();
-    assert!(done.len() > since, "{}: the verify did not end", n.name);
-    let last = done[done.len() - 1];
-    log.lines()
-        .skip(last + 1)
-        .filter_map(|l| l.split("Online verify found ").nth(1))
-        .filter_map(|r| r.split_whitespace().next())
-        .filter_map(|n| n.parse().ok())
-        .next()
-        .unwrap_or(0)
 }
 
 #[test]

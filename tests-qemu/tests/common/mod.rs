@@ -192,3 +192,64 @@ pub fn configured_pair(c: &tests_qemu::Cluster, protocol: &str) -> (String, Stri
     configure(b, 1, 0, &ip_b, &ip_a, protocol);
     (ip_a, ip_b)
 }
+
+// ---- online verify helpers ----
+
+/// Overwrites the 4 KiB `blocks` of the data area on `n`'s backing disk with random data,
+/// behind DRBD's back.
+pub fn damage_blocks(n: &Node, blocks: &[u64]) {
+    for b in blocks {
+        n.run_ok(&format!(
+            "dd if=/dev/urandom of=/dev/vdb bs=4096 count=1 seek={b} oflag=direct conv=notrunc 2>/dev/null"
+        ));
+    }
+}
+
+/// Runs the verify command `cmd` on `src` and waits until both sides logged the end.
+pub fn verify_cmd_and_wait(src: &Node, cmd: &str, nodes: [&Node; 2]) {
+    let before: Vec<usize> = nodes.iter().map(|n| done_lines(n)).collect();
+    src.run_ok(cmd);
+    for (n, b) in nodes.iter().zip(before) {
+        wait_for(
+            n,
+            "online verify end",
+            &format!("test $(dmesg | grep -c 'Online verify done (total') -gt {b}"),
+            240,
+        );
+        wait_for(
+            n,
+            "Established after verify",
+            "drbdsetup events2 --now r0 | grep -q 'exists peer-device .*replication:Established'",
+            30,
+        );
+    }
+}
+
+/// How many verify runs `n` logged the end of.
+pub fn done_lines(n: &Node) -> usize {
+    n.run_ok("dmesg | grep -c 'Online verify done (total' || true")
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// Blocks the last verify found different: its "found" line follows its "done" line
+/// (none = 0). `since` is the number of done lines before it started, to be sure it ended.
+pub fn found_since(n: &Node, since: usize) -> u64 {
+    let log = n.run_ok("dmesg");
+    let done: Vec<usize> = log
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("Online verify done (total"))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(done.len() > since, "{}: the verify did not end", n.name);
+    let last = done[done.len() - 1];
+    log.lines()
+        .skip(last + 1)
+        .filter_map(|l| l.split("Online verify found ").nth(1))
+        .filter_map(|r| r.split_whitespace().next())
+        .filter_map(|n| n.parse().ok())
+        .next()
+        .unwrap_or(0)
+}
