@@ -92,7 +92,7 @@ pub(crate) struct Device {
     /// requests in flight, which a write to their block makes inconclusive.
     #[pin]
     pub(crate) sync_lock: Mutex<crate::proto::resync_order::WriteOrder>,
-    /// This device is a verify source: peer writes are noted in `sync_lock` too.
+    /// A verify runs on this device (either side): peer writes are noted in `sync_lock` too.
     pub(crate) verifying: AtomicBool,
     /// Blocks the peer does not have (spinlock: set from the I/O path).
     #[pin]

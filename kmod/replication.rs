@@ -944,10 +944,10 @@ fn on_data(
             dev.oos.lock().mark(dh.sector, u64::from(size));
         }
         if dev.verifying.load(Ordering::Acquire) {
-            // A verify request for these blocks in flight compares two versions now.
+            // A verify request for these blocks in flight compares two versions now, and
+            // blocks read ahead for hashing are old.
             dev.sync_lock
                 .lock()
-                .verify
                 .note_write(dh.sector, u64::from(size / 512));
         }
     }

@@ -34,6 +34,32 @@ use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
+/// Bytes a verify reads ahead at once: the next requests (ascending blocks) hash from it.
+const WINDOW_BYTES: usize = 128 * 1024;
+/// Sectors read ahead at once.
+const WINDOW_SECTORS: u64 = WINDOW_BYTES as u64 / 512;
+
+/// What a side hashes its blocks with: the `verify-alg` transform and a window of the disk
+/// read ahead. One read serves a run of requests instead of one read each; the window holds
+/// while no write touched it (`WriteOrder::verify_cache`, checked under `sync_lock`).
+struct Hasher {
+    digest: Option<Digest>,
+    window: Option<PageBuf>,
+    /// First sector of the window's data.
+    window_sector: u64,
+    /// The block being hashed, copied out of the window.
+    block: KVec<u8>,
+}
+
+impl Hasher {
+    const EMPTY: Self = Self {
+        digest: None,
+        window: None,
+        window_sector: 0,
+        block: KVec::new(),
+    };
+}
+
 /// Longest wait for the peer to acknowledge earlier writes to a block before it is hashed
 /// anyway (ms).
 const QUIET_WAIT_MS: u32 = 2000;
@@ -43,7 +69,7 @@ const RESULT_WAIT_MS: i64 = 10_000;
 /// Verify state of one link.
 ///
 /// Lifetime: part of `Link`, so a new connection starts from zero. Locking: counters are
-/// atomics; the digest is used only by the receiver thread, behind its own mutex. The
+/// atomics; the hasher is used only by the receiver thread, behind its own mutex. The
 /// source's requests in flight live in the device's write-ordering lock
 /// (`Device::sync_lock`), where writes are noted.
 #[pin_data]
@@ -56,9 +82,9 @@ pub(crate) struct LinkVerify {
     results: AtomicU64,
     /// When this side entered VerifyS/VerifyT (ms).
     started_ms: AtomicI64,
-    /// The `verify-alg` transform, allocated at the first request or reply.
+    /// The digest and the blocks read ahead, set up at the first request or reply.
     #[pin]
-    digest: Mutex<Option<Digest>>,
+    hasher: Mutex<Hasher>,
 }
 
 impl LinkVerify {
@@ -68,7 +94,7 @@ impl LinkVerify {
             answered: AtomicU64::new(0),
             results: AtomicU64::new(0),
             started_ms: AtomicI64::new(0),
-            digest <- kernel::new_mutex!(None, "LinkVerify::digest"),
+            hasher <- kernel::new_mutex!(Hasher::EMPTY, "LinkVerify::hasher"),
         })
     }
 }
@@ -155,7 +181,12 @@ pub(crate) fn start(
         p.ov_found = 0;
         p.ov_start = range.start;
     });
-    dev.sync_lock.lock().verify.clear();
+    {
+        // Writes outside a verify are not all noted: what was read ahead before is forgotten.
+        let mut order = dev.sync_lock.lock();
+        order.verify.clear();
+        order.verify_cache.finish();
+    }
     dev.verifying.store(true, Ordering::Release);
     link.ov.raced.store(0, Ordering::Release);
     link.ov.started_ms.store(now_ms(), Ordering::Release);
@@ -325,6 +356,9 @@ pub(crate) fn start_target(conn: &Connection, link: &Link, dev: &Device) {
     link.ov.answered.store(0, Ordering::Release);
     link.ov.results.store(0, Ordering::Release);
     link.ov.started_ms.store(now_ms(), Ordering::Release);
+    // Writes outside a verify are not all noted: what was read ahead before is forgotten.
+    dev.sync_lock.lock().verify_cache.finish();
+    dev.verifying.store(true, Ordering::Release);
     conn.update_peer(dev.volume, |p| {
         p.start_sync(capacity);
         p.ov_found = 0;
@@ -343,39 +377,59 @@ pub(crate) fn finish_target(conn: &Connection, link: &Link, dev: &Device) {
     {
         crate::sys::misc::sleep_ms(2);
     }
+    dev.verifying.store(false, Ordering::Release);
     report(conn, link, dev);
     conn.set_repl(dev.volume, ReplState::Established);
 }
 
-/// Hashes `bytes` at `sector` of `dev`'s backing device with the link's `verify-alg`.
+/// Hashes `bytes` at `sector` of `dev`'s backing device with the link's `verify-alg`. The
+/// caller holds `dev`'s write-ordering lock (`order`) with the block quiet, so the window
+/// read here, or the one read before and not written since, holds the block's current data.
 fn hash_block(
     conn: &Connection,
     link: &Link,
     dev: &Device,
+    order: &mut WriteOrder,
     sector: u64,
     bytes: u32,
     out: &mut [u8; MAX_DIGEST],
 ) -> Result<usize, Stop> {
-    let lower = dev
-        .peer_target(sector, u64::from(bytes) / 512)
-        .ok_or(Stop::Protocol)?;
-    let mut buf = PageBuf::alloc(bytes as usize).map_err(|_| Stop::Broken)?;
-    let mut data = KVec::from_elem(0u8, bytes as usize, GFP_KERNEL).map_err(|_| Stop::Broken)?;
-    if buf.read_from(&lower, sector, bytes as usize).is_err() || buf.copy_to(&mut data).is_err() {
-        pr_err!(
-            "drbd{}: online verify: reading sector {} failed\n",
-            dev.minor,
-            sector
-        );
-        return Err(Stop::Broken);
-    }
-    let mut digest = link.ov.digest.lock();
-    if digest.is_none() {
+    let sectors = u64::from(bytes) / 512;
+    let mut h = link.ov.hasher.lock();
+    let h = &mut *h;
+    if h.digest.is_none() {
         let alg = verify_alg(conn).ok_or(Stop::Protocol)?;
-        *digest = Some(Digest::new(alg.as_bytes()).map_err(|_| Stop::Broken)?);
+        h.digest = Some(Digest::new(alg.as_bytes()).map_err(|_| Stop::Broken)?);
+        h.window = Some(PageBuf::alloc(WINDOW_BYTES).map_err(|_| Stop::Broken)?);
+        h.block =
+            KVec::from_elem(0u8, OV_BLOCK_BYTES as usize, GFP_KERNEL).map_err(|_| Stop::Broken)?;
     }
-    let d = digest.as_ref().ok_or(Stop::Broken)?;
-    d.digest(&data, out).map_err(|_| Stop::Broken)
+    let window = h.window.as_mut().ok_or(Stop::Broken)?;
+    let aligned = sector >= h.window_sector && (sector - h.window_sector) % 8 == 0;
+    if !(aligned && order.verify_cache.fresh_over(sector, sectors)) {
+        let capacity = dev.io.lock().data_sectors;
+        let len = WINDOW_SECTORS.min(capacity.saturating_sub(sector));
+        let lower = dev.peer_target(sector, len).ok_or(Stop::Protocol)?;
+        order.verify_cache.begin(sector, len);
+        if window
+            .read_from(&lower, sector, (len * 512) as usize)
+            .is_err()
+        {
+            order.verify_cache.finish();
+            pr_err!(
+                "drbd{}: online verify: reading sector {} failed\n",
+                dev.minor,
+                sector
+            );
+            return Err(Stop::Broken);
+        }
+        h.window_sector = sector;
+    }
+    let data = h.block.get_mut(..bytes as usize).ok_or(Stop::Protocol)?;
+    let offset = ((sector - h.window_sector) * 512) as usize;
+    window.copy_out(offset, data).map_err(|_| Stop::Broken)?;
+    let d = h.digest.as_ref().ok_or(Stop::Broken)?;
+    d.digest(data, out).map_err(|_| Stop::Broken)
 }
 
 fn checked_request(req: &BlockReq, dev: &Device) -> Result<(), Stop> {
@@ -413,8 +467,16 @@ pub(crate) fn on_request(
     }
     let mut digest = [0u8; MAX_DIGEST];
     let n = {
-        let _quiet = quiet_lock(&dev, link, req.sector, u64::from(req.blksize / 512));
-        hash_block(conn, link, &dev, req.sector, req.blksize, &mut digest)?
+        let mut order = quiet_lock(&dev, link, req.sector, u64::from(req.blksize / 512));
+        hash_block(
+            conn,
+            link,
+            &dev,
+            &mut order,
+            req.sector,
+            req.blksize,
+            &mut digest,
+        )?
     };
     let reply = OvReply {
         req,
@@ -460,6 +522,7 @@ pub(crate) fn on_reply(
                     conn,
                     link,
                     &dev,
+                    &mut order,
                     reply.req.sector,
                     reply.req.blksize,
                     &mut mine,

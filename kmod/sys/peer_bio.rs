@@ -131,13 +131,17 @@ impl PageBuf {
         })
     }
 
-    /// Copies the first `out.len()` bytes of the buffer into `out` (verify hashes them).
-    pub(crate) fn copy_to(&self, out: &mut [u8]) -> Result {
-        if out.len() > self.len {
+    /// Copies `out.len()` bytes from `offset` (a multiple of the page size) of the buffer
+    /// into `out` (verify hashes them).
+    pub(crate) fn copy_out(&self, offset: usize, out: &mut [u8]) -> Result {
+        let fits = offset
+            .checked_add(out.len())
+            .is_some_and(|end| end <= self.len);
+        if offset % PAGE != 0 || !fits {
             return Err(EINVAL);
         }
         for (i, chunk) in out.chunks_mut(PAGE).enumerate() {
-            let page = self._pages.get(i).ok_or(EINVAL)?;
+            let page = self._pages.get(offset / PAGE + i).ok_or(EINVAL)?;
             // SAFETY: `chunk` is valid for writes of its length (at most one page), and the
             // page holds at least that many bytes from offset 0.
             unsafe { page.read_raw(chunk.as_mut_ptr(), 0, chunk.len())? };

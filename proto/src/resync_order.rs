@@ -42,6 +42,17 @@ impl ReadAhead {
         }
     }
 
+    /// Whether the chunk covers `sectors` at `sector` and no write touched it since its read
+    /// started (a verify hashes blocks from a window read ahead this way).
+    pub fn fresh_over(&self, sector: u64, sectors: u64) -> bool {
+        match self.reading {
+            Some((start, end)) => {
+                !self.stale && start <= sector && sector.saturating_add(sectors) <= end
+            }
+            None => false,
+        }
+    }
+
     /// The chunk is about to be sent: whether it still may be. Forgets the chunk.
     pub fn finish(&mut self) -> bool {
         let fresh = self.reading.is_some() && !self.stale;
@@ -58,6 +69,8 @@ pub struct WriteOrder {
     pub read_ahead: ReadAhead,
     /// The verify requests in flight (source side).
     pub verify: super::verify_window::InFlight,
+    /// The window a verify hashes its blocks from (either side).
+    pub verify_cache: ReadAhead,
 }
 
 impl WriteOrder {
@@ -66,6 +79,7 @@ impl WriteOrder {
         Self {
             read_ahead: ReadAhead::new(),
             verify: super::verify_window::InFlight::new(),
+            verify_cache: ReadAhead::new(),
         }
     }
 
@@ -73,6 +87,7 @@ impl WriteOrder {
     pub fn note_write(&mut self, sector: u64, sectors: u64) {
         self.read_ahead.note_write(sector, sectors);
         self.verify.note_write(sector, sectors);
+        self.verify_cache.note_write(sector, sectors);
     }
 }
 
@@ -91,6 +106,26 @@ mod tests {
         r.note_write(1016, 16);
         assert!(!r.finish(), "a write across the end overlaps");
         assert!(!r.finish(), "finish forgets the chunk");
+    }
+
+    #[test]
+    fn a_window_serves_the_blocks_inside_until_written() {
+        let mut w = WriteOrder::new();
+        assert!(!w.verify_cache.fresh_over(0, 8), "nothing read");
+        w.verify_cache.begin(256, 256);
+        assert!(w.verify_cache.fresh_over(256, 8));
+        assert!(w.verify_cache.fresh_over(504, 8), "the last block");
+        assert!(!w.verify_cache.fresh_over(248, 8), "before the window");
+        assert!(!w.verify_cache.fresh_over(508, 8), "across its end");
+        w.note_write(0, 8);
+        assert!(w.verify_cache.fresh_over(256, 8), "a write elsewhere");
+        w.note_write(400, 1);
+        assert!(
+            !w.verify_cache.fresh_over(256, 8),
+            "a write inside spoils it all"
+        );
+        w.verify_cache.begin(256, 256);
+        assert!(w.verify_cache.fresh_over(256, 8), "read again");
     }
 
     #[test]
