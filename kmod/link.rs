@@ -14,6 +14,7 @@ use crate::replication::{now_ms, Link};
 use crate::spec::generated::ConnState;
 use crate::sys::socket::{Ipv4Addr, Socket};
 use crate::sys::thread::KThread;
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -448,7 +449,7 @@ fn watch(conn: &Connection, link: &Arc<Link>, net: &NetOptions) -> Failure {
             Err(e) if e == EINVAL => return Failure::Protocol,
             Err(_) => return Failure::Broken,
         }
-        if ko.check(now, &link.tl) {
+        if ko.check(now, link) {
             return Failure::KoCount;
         }
         match ping_sent {
@@ -484,9 +485,10 @@ impl KoLimit {
         }
     }
 
-    /// Whether the oldest unconfirmed write in `tl` exceeded the limit; looks at most every
-    /// tenth of a period (the limit is whole periods, so it is found late by at most that).
-    fn check(&mut self, now: i64, tl: &crate::transfer_log::TransferLog) -> bool {
+    /// Whether the oldest unconfirmed write in the link's transfer log, or its resync window
+    /// standing still with chunks unanswered, exceeded the limit; looks at most every tenth
+    /// of a period (the limit is whole periods, so it is found late by at most that).
+    fn check(&mut self, now: i64, link: &Link) -> bool {
         let Some(period) = self.period_ms else {
             return false;
         };
@@ -494,7 +496,9 @@ impl KoLimit {
             return false;
         }
         self.next_check_ms = now + (period / 10).max(1);
-        self.expired(tl.oldest_unanswered_ms(now))
+        let resync_stalled = (link.rs_in_flight.load(Ordering::Acquire) > 0)
+            .then(|| now - link.rs_progress_ms.load(Ordering::Acquire));
+        self.expired(link.tl.oldest_unanswered_ms(now)) || self.expired(resync_stalled)
     }
 
     /// Whether the oldest unconfirmed write (waiting `oldest_ms`) exceeded the limit.

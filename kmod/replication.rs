@@ -28,7 +28,7 @@ use crate::spec::generated::{ConnState, DiskState, ReplState, Role};
 use crate::sys::bio::{SharedCompletion, UpperBio};
 use crate::sys::peer_bio::{PageBuf, WriteFlags};
 use crate::sys::socket::Socket;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex, SpinLock};
 use kernel::{new_mutex, new_spinlock};
@@ -66,6 +66,9 @@ pub(crate) struct Link {
     pub(crate) tl: crate::transfer_log::TransferLog,
     /// Resync chunks sent and not acknowledged yet.
     pub(crate) rs_in_flight: AtomicU32,
+    /// When the resync window last moved (a chunk sent into an empty window, or one
+    /// acknowledged; `now_ms`): ko-count expels a peer that stops answering them.
+    pub(crate) rs_progress_ms: AtomicI64,
     /// Sequence numbers of data packets.
     seq: AtomicU32,
     /// `max-epoch-size` when the link was established.
@@ -107,6 +110,7 @@ impl Link {
                 meta_tx <- new_mutex!((), "Link::meta_tx"),
                 tl <- tl,
                 rs_in_flight: AtomicU32::new(0),
+                rs_progress_ms: AtomicI64::new(0),
                 seq: AtomicU32::new(1),
                 max_epoch_size,
                 ov <- crate::verify::LinkVerify::new(),
@@ -1037,7 +1041,15 @@ pub(crate) fn on_ack(
             true
         }
         wire::P_RS_WRITE_ACK | wire::P_NEG_ACK => {
-            link.rs_in_flight.fetch_sub(1, Ordering::AcqRel);
+            // An answer to a chunk never sent is a protocol violation.
+            if link
+                .rs_in_flight
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_err()
+            {
+                return false;
+            }
+            link.rs_progress_ms.store(now_ms(), Ordering::Release);
             conn.add_synced(u32::from(volume), u64::from(ack.blksize / 512));
             true
         }

@@ -455,7 +455,10 @@ fn send_chunk(link: &Link, dev: &Device, c: &Chunk) -> Result<(), ()> {
     };
     let mut hb = [0u8; DataHeader::SIZE];
     dh.encode(&mut hb).map_err(|_| ())?;
-    link.rs_in_flight.fetch_add(1, Ordering::AcqRel);
+    if link.rs_in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+        link.rs_progress_ms
+            .store(crate::replication::now_ms(), Ordering::Release);
+    }
     link.send_data_pages(wire::P_RS_DATA_REPLY, dev.volume as u16, &hb, &c.buf, c.len)
         .map_err(|_| ())
 }

@@ -3,7 +3,8 @@
 //! refused at configuration), `drbdsetup wait-connect-*` (0 once connected, 5 after
 //! `--wfc-timeout` with the peer down or the connection StandAlone), and `ko-count`: with the
 //! peer's disk frozen, a Primary's writes complete after about timeout × ko-count because the
-//! peer is expelled, and the peer resyncs once its disk is back.
+//! peer is expelled, and the peer resyncs once its disk is back; a SyncTarget whose disk
+//! freezes mid-resync is expelled the same way.
 
 mod common;
 
@@ -245,6 +246,38 @@ fn wait_connect_and_ko_count() {
         hb,
         "data differs after the expelled peer resynced"
     );
+
+    // (e) ko-count covers the resync too: the SyncTarget's disk freezes while resync data is
+    // on the way (it still answers pings); the SyncSource expels it after about timeout ×
+    // ko-count, and the resync finishes once the disk thaws.
+    a.run_ok("drbdsetup disconnect r0 1");
+    a.run_ok("dd if=/dev/urandom of=/dev/drbd1 bs=1M count=16 seek=4 oflag=direct 2>/dev/null");
+    a.run_ok("dmesg -c >/dev/null");
+    // A slow link keeps the resync running long enough to freeze the disk under it.
+    a.netem(1, Some("rate 20mbit"));
+    a.run_ok("drbdsetup connect r0 1");
+    wait_for(
+        a,
+        "the resync",
+        "drbdsetup events2 --now r0 | grep -q 'exists peer-device .*replication:SyncSource'",
+        60,
+    );
+    b.run_ok("export DM_DISABLE_UDEV=1; dmsetup suspend --noudevsync slow");
+    let t = Instant::now();
+    wait_for(
+        a,
+        "the stalled SyncTarget expelled",
+        "dmesg | grep -q 'within ko-count \\* timeout, expelled'",
+        40,
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "expelling the stalled SyncTarget took {:?}",
+        t.elapsed()
+    );
+    a.netem(1, None);
+    b.run_ok("export DM_DISABLE_UDEV=1; dmsetup resume --noudevsync slow");
+    up_to_date_both(a, b);
 
     // ko-count 0 disables expelling: the write waits for the frozen peer as long as it answers
     // pings, and completes once the disk thaws, without a reconnect.
