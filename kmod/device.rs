@@ -84,6 +84,9 @@ pub(crate) struct Device {
     pub(crate) io: SpinLock<DeviceIo>,
     /// Requests submitted to the lower device and not completed yet.
     pub(crate) inflight: AtomicUsize,
+    /// Of those, the local parts of mirrored writes (counted under `sync_lock`, so once it
+    /// is held this only falls; reads never count): what a resync or verify read waits for.
+    pub(crate) ordered_writes: AtomicUsize,
     /// Statistics.
     pub(crate) counters: DeviceCounters,
     /// Orders mirrored writes against resync reads and verify requests (see `replication.rs`
@@ -139,6 +142,7 @@ impl Device {
                     "Device::io"
                 ),
                 inflight: AtomicUsize::new(0),
+                ordered_writes: AtomicUsize::new(0),
                 counters: DeviceCounters::default(),
                 sync_lock <- new_mutex!(
                     crate::proto::resync_order::WriteOrder::new(),
@@ -269,11 +273,11 @@ impl Device {
                     let mut order = self.sync_lock.lock();
                     order.note_write(bio.sector(), u64::from(bio.size()) / 512);
                     // Diskless (or the disk is failing): the peer alone stores the write.
-                    if local {
-                        self.start_lower_io()
-                    } else {
-                        None
+                    let lower = if local { self.start_lower_io() } else { None };
+                    if lower.is_some() {
+                        self.ordered_writes.fetch_add(1, Ordering::AcqRel);
                     }
+                    lower
                 };
                 crate::replication::mirror_write(
                     self,
@@ -393,6 +397,19 @@ impl Device {
     /// A lower request completed (any context). The last access to `self` by that request.
     pub(crate) fn lower_done(&self) {
         self.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The local part of a mirrored write finished (any context; before `lower_done`).
+    pub(crate) fn ordered_write_done(&self) {
+        self.ordered_writes.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Waits until the local parts of mirrored writes in flight finished (process context,
+    /// `sync_lock` held: no new one starts meanwhile). Reads go on: they change nothing.
+    pub(crate) fn drain_writes(&self) {
+        while self.ordered_writes.load(Ordering::Acquire) != 0 {
+            crate::sys::misc::sleep_ms(1);
+        }
     }
 
     /// Waits until no request is in flight to the lower device (process context).

@@ -11,7 +11,7 @@
 //! (`crate::transfer_log`) until their epoch is acknowledged.
 //!
 //! Write/resync ordering: a mirrored write notes its range and counts its local part in flight
-//! under `Device::sync_lock`; the resync thread drains local I/O and starts a chunk's read
+//! under `Device::sync_lock`; the resync thread drains those writes and starts a chunk's read
 //! under the same lock, and drops a chunk that a write noted after its read started. So a
 //! chunk sent to the peer never holds data older than a write it could overtake.
 
@@ -1160,6 +1160,9 @@ pub(crate) fn mirror_write(
     let Some((req, block_id)) =
         start_split(dev, bio, lower.is_some(), wait_for_peer, link, al, clock)
     else {
+        if lower.is_some() {
+            dev.ordered_write_done();
+        }
         return;
     };
     if block_id == 0 {
@@ -1180,6 +1183,7 @@ pub(crate) fn mirror_write(
     // Nothing else in flight to the disk (our own local part aside): no burst to join.
     let alone = dev.inflight.load(Ordering::Acquire) <= usize::from(lower.is_some());
     if let Some(lower) = lower {
+        req.set_ordered();
         req.submit_local(lower);
     }
     let queued = crate::sender::QueuedWrite {

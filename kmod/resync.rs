@@ -6,7 +6,7 @@
 //! runs, then its `SyncTarget` state; the source waits in `WFBitMapS` until that state
 //! arrives, so every block either side changed is resent. The SyncSource then sends runs of
 //! up to 256 KiB (`P_RS_DATA_REPLY`), each read and sent under `Device::sync_lock` after
-//! draining local I/O, so a chunk never overtakes a newer mirrored write.
+//! draining the local writes in flight, so a chunk never overtakes a newer mirrored write.
 //!
 //! Threads: the bitmap exchange runs in the data-stream receiver; the sender runs in its own
 //! `drbd_s_<resource>` thread, owned by `ConnectionState::resync`.
@@ -357,7 +357,7 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
             let len = (sectors * 512) as usize;
             let buf = spare.take().or_else(|| second.take());
             if let (Some(buf), true) = (buf, len > 0) {
-                dev.drain();
+                dev.drain_writes();
                 order.read_ahead.begin(sector, sectors);
                 match submit_read(lower.clone(), sector, buf, len, slot.clone()) {
                     Ok(()) => reading = Some((sector, len)),

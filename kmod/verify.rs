@@ -301,7 +301,7 @@ fn quiet_lock<'a>(
     let mut waited = 0;
     loop {
         let order = dev.sync_lock.lock();
-        dev.drain();
+        dev.drain_writes();
         if waited >= QUIET_WAIT_MS || !link.tl.overlaps(dev, sector, sectors) {
             return order;
         }
@@ -509,7 +509,7 @@ pub(crate) fn on_reply(
     let equal = {
         // No local write may be half-way through the block while we read it.
         let mut order = dev.sync_lock.lock();
-        dev.drain();
+        dev.drain_writes();
         match order.verify.on_reply(reply.req.sector) {
             None => return Err(Stop::Protocol),
             // A write raced the request: asked again; this attempt proves nothing.

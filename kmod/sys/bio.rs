@@ -209,6 +209,8 @@ pub(crate) struct SharedCompletion {
     clock: Option<kernel::sync::Arc<crate::transfer_log::EpochClock>>,
     /// The epoch the write was sent in ([`crate::transfer_log::stamp`]; 0 = not sent).
     epoch: core::sync::atomic::AtomicU64,
+    /// The local part is a mirrored write counted in `Device::ordered_writes`.
+    ordered: core::sync::atomic::AtomicBool,
 }
 
 // SAFETY: the cell is only accessed by the single caller that finishes the last part.
@@ -237,6 +239,7 @@ impl SharedCompletion {
             _al: al,
             clock,
             epoch: core::sync::atomic::AtomicU64::new(0),
+            ordered: core::sync::atomic::AtomicBool::new(false),
         };
         kernel::sync::Arc::new(value, kernel::alloc::flags::GFP_KERNEL)
             // INVARIANT: allocation failed before anyone could see the value; give it back.
@@ -296,6 +299,13 @@ impl SharedCompletion {
         }
     }
 
+    /// The local part is a mirrored write the caller counted in `Device::ordered_writes`
+    /// (under `Device::sync_lock`); its completion uncounts it. Before `submit_local`.
+    pub(crate) fn set_ordered(&self) {
+        self.ordered
+            .store(true, core::sync::atomic::Ordering::Release);
+    }
+
     /// Submits the local part to `lower`; its completion calls `part_done` and the device's
     /// `lower_done`. The caller must still hold its own part.
     pub(crate) fn submit_local(self: &kernel::sync::Arc<Self>, lower: &BlockDev) {
@@ -345,8 +355,12 @@ unsafe extern "C" fn split_endio(clone: *mut bindings::bio) {
             // applies `on-io-error` (process context).
             device.local_write_failed(ctx.sector, ctx.len);
         }
+        let ordered = ctx.ordered.load(core::sync::atomic::Ordering::Acquire);
         ctx.part_done(ok);
         drop(ctx);
+        if ordered {
+            device.ordered_write_done();
+        }
         device.lower_done();
     }
 }

@@ -1,7 +1,7 @@
 //! Online verify of a device in use (issue 5): while the Primary writes, a verify run from
 //! either side reports exactly the blocks damaged behind DRBD's back, never a block only
 //! because it was being written while the two sides hashed it, and a reconnect then repairs
-//! the damage.
+//! the damage. A read load does not hold a verify up: it waits for writes only.
 
 mod common;
 
@@ -102,6 +102,25 @@ fn verify_during_writes_finds_only_the_damaged_blocks() {
     // The Secondary is the source: the Primary's writes race the replies it sends.
     damage_blocks(b, &DAMAGED);
     verify_while_writing(a, b, "drbdsetup verify r0 0 0", [b, a]);
+    repair(a, b);
+
+    // Reads never stop: the verify waits only for writes, so it still runs at its pace.
+    damage_blocks(b, &DAMAGED);
+    let mut reader = a.spawn(
+        "fio --name=r --filename=/dev/drbd1 --rw=randread --bs=4k --iodepth=32 --numjobs=4 --direct=1 \
+         --ioengine=libaio --time_based --runtime=900 >/dev/null 2>&1",
+    );
+    let t = std::time::Instant::now();
+    let seen = done_lines(a);
+    verify_cmd_and_wait(a, "drbdsetup verify r0 1 0", [a, b]);
+    let took = t.elapsed();
+    a.run_ok("kill -9 $(pidof fio) 2>/dev/null; while pidof fio >/dev/null; do sleep 0.2; done");
+    drop(reader.kill());
+    assert_eq!(found_since(a, seen), DAMAGED.len() as u64);
+    assert!(
+        took < std::time::Duration::from_secs(90),
+        "verify under a read load took {took:?}"
+    );
     repair(a, b);
     for n in [a, b] {
         n.run_ok("drbdsetup down r0 && rmmod drbd");
