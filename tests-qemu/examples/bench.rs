@@ -194,9 +194,28 @@ fn run_out(n: &Node, cmd: &str, secs: u64) -> Output {
         },
     );
     if !o.success() {
-        panic!("{}: command failed\n{o}", n.name);
+        panic!(
+            "{}: command failed\n{o}\nwhere the tasks wait:\n{}",
+            n.name,
+            waiting_tasks(n)
+        );
     }
     o
+}
+
+/// Where fio and the module's threads wait, the DRBD state and the last kernel lines: what a
+/// hung job leaves to look at (the guest kernels have no sysrq).
+fn waiting_tasks(n: &Node) -> String {
+    let o = n.run_with(
+        "for p in /proc/[0-9]*; do c=$(cat $p/comm 2>/dev/null); case \"$c\" in drbd*|fio*|kworker*) ;; *) continue;; esac; \
+         echo \"== $c ${p#/proc/} $(awk '/^State/{print $2}' $p/status) $(cat $p/wchan 2>/dev/null)\"; \
+         cat $p/stack 2>/dev/null; done; drbdsetup status --verbose --statistics; dmesg | tail -n 40",
+        RunOpts {
+            timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+    );
+    format!("{}{}", o.stdout, o.stderr)
 }
 
 fn diag(n: &Node) -> String {
