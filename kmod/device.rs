@@ -11,7 +11,7 @@ use crate::spec::generated::{DiskState, Role};
 use crate::sys::bdev::BlockDev;
 use crate::sys::bio::{BioList, BioOp, SharedCompletion, UpperBio, STATUS_IOERR, STATUS_NOTSUPP};
 use crate::sys::disk::Disk;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex, SpinLock};
 use kernel::{new_condvar, new_mutex, new_spinlock};
@@ -95,8 +95,6 @@ pub(crate) struct Device {
     /// requests in flight, which a write to their block makes inconclusive.
     #[pin]
     pub(crate) sync_lock: Mutex<crate::proto::resync_order::WriteOrder>,
-    /// A verify runs on this device (either side): peer writes are noted in `sync_lock` too.
-    pub(crate) verifying: AtomicBool,
     /// Blocks the peer does not have (spinlock: set from the I/O path).
     #[pin]
     pub(crate) oos: SpinLock<crate::oos::OosMap>,
@@ -148,7 +146,6 @@ impl Device {
                     crate::proto::resync_order::WriteOrder::new(),
                     "Device::sync_lock"
                 ),
-                verifying: AtomicBool::new(false),
                 oos <- new_spinlock!(crate::oos::OosMap::empty(), "Device::oos"),
                 errors <- crate::new_irq_spinlock!(
                     crate::io_error::ErrorQueue::new(),

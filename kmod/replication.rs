@@ -947,7 +947,7 @@ fn on_data(
             // A diskless peer writes through us: its next attach needs these blocks.
             dev.oos.lock().mark(dh.sector, u64::from(size));
         }
-        if dev.verifying.load(Ordering::Acquire) {
+        if link.ov.active() {
             // A verify request for these blocks in flight compares two versions now, and
             // blocks read ahead for hashing are old.
             dev.sync_lock

@@ -30,7 +30,7 @@ use crate::replication::{announce, device_of, now_ms, Link, Stop};
 use crate::spec::generated::{ret, ss, DiskState, ReplState};
 use crate::sys::digest::Digest;
 use crate::sys::peer_bio::PageBuf;
-use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
@@ -74,6 +74,9 @@ const RESULT_WAIT_MS: i64 = 10_000;
 /// (`Device::sync_lock`), where writes are noted.
 #[pin_data]
 pub(crate) struct LinkVerify {
+    /// A verify runs over this link (either side): the receiver notes peer writes in the
+    /// device's `sync_lock` too. A new link starts without one.
+    active: AtomicBool,
     /// Source: comparisons a write raced (the block was asked again).
     raced: AtomicU64,
     /// Target: requests answered.
@@ -90,12 +93,22 @@ pub(crate) struct LinkVerify {
 impl LinkVerify {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
+            active: AtomicBool::new(false),
             raced: AtomicU64::new(0),
             answered: AtomicU64::new(0),
             results: AtomicU64::new(0),
             started_ms: AtomicI64::new(0),
             hasher <- kernel::new_mutex!(Hasher::EMPTY, "LinkVerify::hasher"),
         })
+    }
+
+    /// Whether a verify runs over this link.
+    pub(crate) fn active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    fn set_active(&self, on: bool) {
+        self.active.store(on, Ordering::Release);
     }
 }
 
@@ -187,7 +200,7 @@ pub(crate) fn start(
         order.verify.clear();
         order.verify_cache.finish();
     }
-    dev.verifying.store(true, Ordering::Release);
+    link.ov.set_active(true);
     link.ov.raced.store(0, Ordering::Release);
     link.ov.started_ms.store(now_ms(), Ordering::Release);
     conn.set_repl(volume, ReplState::VerifyS);
@@ -208,7 +221,7 @@ pub(crate) fn start(
     let thread = match started {
         Ok(t) => t,
         Err(_) => {
-            dev.verifying.store(false, Ordering::Release);
+            link.ov.set_active(false);
             conn.set_repl(volume, ReplState::Established);
             let _ = announce(&conn, &link, Some((volume, ReplState::Established)));
             return Err(fail!(ret::ERR_NOMEM, "cannot start the verify thread"));
@@ -223,7 +236,7 @@ pub(crate) fn start(
 /// the result and returns to Established.
 fn run_source(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>, range: OvRange) {
     let done = send_requests(&conn, &link, &dev, range);
-    dev.verifying.store(false, Ordering::Release);
+    link.ov.set_active(false);
     dev.sync_lock.lock().verify.clear();
     if !done {
         return;
@@ -358,7 +371,7 @@ pub(crate) fn start_target(conn: &Connection, link: &Link, dev: &Device) {
     link.ov.started_ms.store(now_ms(), Ordering::Release);
     // Writes outside a verify are not all noted: what was read ahead before is forgotten.
     dev.sync_lock.lock().verify_cache.finish();
-    dev.verifying.store(true, Ordering::Release);
+    link.ov.set_active(true);
     conn.update_peer(dev.volume, |p| {
         p.start_sync(capacity);
         p.ov_found = 0;
@@ -377,7 +390,7 @@ pub(crate) fn finish_target(conn: &Connection, link: &Link, dev: &Device) {
     {
         crate::sys::misc::sleep_ms(2);
     }
-    dev.verifying.store(false, Ordering::Release);
+    link.ov.set_active(false);
     report(conn, link, dev);
     conn.set_repl(dev.volume, ReplState::Established);
 }
