@@ -48,11 +48,20 @@ impl AlInner {
     }
 }
 
+/// Where the ring and the bitmap lie on the meta-data device (they move when internal
+/// meta-data follows a grown backing device, `crate::md_move`).
+struct AlPlace {
+    layout: MdLayout,
+    bitmap: DiskBitmap,
+}
+
 /// The activity log of one attached device.
 ///
 /// Locking: `inner` (irq-saving spinlock, never held across I/O or sleep) and `changed`
-/// (waits for written transactions and freed slots); `disk_dirty` (mutex, process context)
-/// lists bitmap blocks this log set on disk. Lifetime: created at attach, published in
+/// (waits for written transactions and freed slots); `place` (mutex, process context) is held
+/// across every write to the ring or the bitmap, so a move never sees one half-done; it is
+/// taken after `DeviceState` and before `disk_dirty` (mutex), which lists bitmap blocks this
+/// log set on disk. Lifetime: created at attach, published in
 /// `DeviceIo::al`; requests keep it alive through their [`AlRef`]; the writer thread is
 /// stopped at detach after the device drained.
 #[pin_data]
@@ -64,8 +73,8 @@ pub(crate) struct ActivityLog {
     #[pin]
     disk_dirty: Mutex<KVec<u64>>,
     md: Arc<BlockDev>,
-    layout: MdLayout,
-    bitmap: DiskBitmap,
+    #[pin]
+    place: Mutex<AlPlace>,
     minor: u32,
 }
 
@@ -130,8 +139,7 @@ impl ActivityLog {
                 changed <- new_condvar!("ActivityLog::changed"),
                 disk_dirty <- new_mutex!(KVec::new(), "ActivityLog::disk_dirty"),
                 md,
-                layout,
-                bitmap,
+                place <- new_mutex!(AlPlace { layout, bitmap }, "ActivityLog::place"),
                 minor,
             }),
             GFP_KERNEL,
@@ -202,11 +210,12 @@ impl ActivityLog {
     /// Zeroes the bitmap blocks this node set on disk, once `dev` has nothing out of sync
     /// (after a resync). Process context.
     pub(crate) fn clear_disk_bitmap(&self, dev: &Device) {
+        let place = self.place.lock();
         let mut dirty = self.disk_dirty.lock();
         if dirty.is_empty() || dev.oos.lock().count() != 0 {
             return;
         }
-        match self.bitmap.clear_blocks(&dirty) {
+        match place.bitmap.clear_blocks(&dirty) {
             Ok(()) => *dirty = KVec::new(),
             Err(e) => pr_warn!(
                 "drbd{}: clearing the on-disk bitmap failed ({})\n",
@@ -271,13 +280,15 @@ impl ActivityLog {
                     );
                 }
             }
-            let ok = self.persist_evicted(dev, &evicted).is_ok()
+            let place = self.place.lock();
+            let ok = self.persist_evicted(dev, &place.bitmap, &evicted).is_ok()
                 && as_block(&mut buf).is_ok_and(|block| {
                     tr.encode(block);
                     self.md
-                        .write_block(self.layout.al_tr_sector(tr.tr_number), block)
+                        .write_block(place.layout.al_tr_sector(tr.tr_number), block)
                         .is_ok()
                 });
+            drop(place);
             let mut inner = self.inner.lock();
             if ok {
                 inner.with(|c| c.transaction_written());
@@ -297,14 +308,25 @@ impl ActivityLog {
 
     /// Before the log forgets an extent, its marked blocks must be in the on-disk bitmap
     /// (whole extents are set: a superset is safe).
-    fn persist_evicted(&self, dev: &Device, evicted: &[u32]) -> Result {
+    fn persist_evicted(&self, dev: &Device, bitmap: &DiskBitmap, evicted: &[u32]) -> Result {
         for &e in evicted.iter().filter(|e| **e != u32::MAX) {
             let first = u64::from(e) * 1024;
             if dev.oos.lock().any_in(first, first + 1024) {
-                let blocks = self.bitmap.mark_extent(e)?;
+                let blocks = bitmap.mark_extent(e)?;
                 self.note_disk_dirty(&blocks);
             }
         }
+        Ok(())
+    }
+
+    /// Moves the ring and the bitmap: `copy` gets the current layout, copies both to the
+    /// layout it returns (and makes that layout valid on disk); no transaction or bitmap
+    /// write runs meanwhile. Process context, `DeviceState` held.
+    pub(crate) fn move_place(&self, copy: impl FnOnce(&MdLayout) -> Result<MdLayout>) -> Result {
+        let mut place = self.place.lock();
+        let new = copy(&place.layout)?;
+        place.bitmap = place.bitmap.moved_to(&new);
+        place.layout = new;
         Ok(())
     }
 }

@@ -51,6 +51,11 @@ impl DiskBitmap {
         }
     }
 
+    /// The same bitmap at the place `layout` gives it.
+    pub(crate) fn moved_to(&self, layout: &MdLayout) -> Self {
+        Self::new(self.md.clone(), layout, self.max_peers)
+    }
+
     fn blocks(&self) -> u64 {
         self.bytes.div_ceil(MD_BLOCK as u64)
     }

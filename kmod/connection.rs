@@ -184,6 +184,8 @@ pub(crate) struct PeerDev {
     pub(crate) ov_start: u64,
     /// The largest data area the peer's disk offers (`P_SIZES` `d_size`).
     pub(crate) peer_max: u64,
+    /// `P_SIZES` received so far (a resize waits for the answer to its own).
+    pub(crate) sizes_seen: u32,
     /// We grew to follow the peer's resize; its SyncSource state resyncs only the new area.
     pub(crate) grown: bool,
     /// Timing of the running resync or verify (`rs_dt*`/`rs_db*` statistics).
@@ -212,6 +214,7 @@ impl PeerDev {
             ov_found: 0,
             ov_start: 0,
             peer_max: 0,
+            sizes_seen: 0,
             grown: false,
             clock: crate::proto::sync_clock::SyncClock::start(0, 0, false),
         }

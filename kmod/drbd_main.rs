@@ -32,6 +32,7 @@ mod fence;
 mod helper;
 mod io_error;
 mod link;
+mod md_move;
 mod msg;
 mod name;
 mod nl;

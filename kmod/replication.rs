@@ -12,8 +12,9 @@
 //!
 //! Write/resync ordering: a mirrored write notes its range and counts its local part in flight
 //! under `Device::sync_lock`; the resync thread drains those writes and starts a chunk's read
-//! under the same lock, and drops a chunk that a write noted after its read started. So a
-//! chunk sent to the peer never holds data older than a write it could overtake.
+//! under the same lock, and leaves out of a chunk's send the blocks a write noted after its
+//! read started touched. So a chunk sent to the peer never holds data older than a write it
+//! could overtake.
 
 use crate::connection::{Connection, PeerDev};
 use crate::device::Device;
@@ -169,6 +170,21 @@ impl Link {
         buf: &PageBuf,
         len: usize,
     ) -> Result {
+        let _guard = self.lock_data();
+        self.send_data_pages_locked(cmd, volume, head, buf, 0, len)
+    }
+
+    /// Sends a packet on the data stream whose payload is `head` followed by `len` bytes of
+    /// `buf` from `offset` (a multiple of the page size); the caller holds `data_tx`.
+    pub(crate) fn send_data_pages_locked(
+        &self,
+        cmd: u16,
+        volume: u16,
+        head: &[u8],
+        buf: &PageBuf,
+        offset: usize,
+        len: usize,
+    ) -> Result {
         let header = Header {
             kind: self.kind(),
             cmd,
@@ -177,9 +193,8 @@ impl Link {
         };
         let mut h = [0u8; 16];
         let n = header.encode(&mut h).map_err(|_| EINVAL)?;
-        let _guard = self.lock_data();
         self.data.send_parts(&[&h[..n], head], true)?;
-        buf.send(&self.data, len, self.sender_waiting())
+        buf.send_range(&self.data, offset, len, self.sender_waiting())
     }
 
     /// Sends a packet on the meta stream.
@@ -315,6 +330,31 @@ pub(crate) fn announce_flags(
     announce_with(conn, link, role, &devices, repl, extra_flags)
 }
 
+/// Sends `P_SIZES` of `view`.
+fn send_sizes_of(link: &Link, volume: u16, v: &LocalView) -> Result {
+    let mut sizes = [0u8; 32];
+    let base = wire::SizesBase {
+        d_size: v.max_size,
+        u_size: v.user_size,
+        c_size: v.size,
+        max_bio_size: 1 << 20,
+        queue_order_type: 0,
+        dds_flags: 0,
+    };
+    base.encode(&mut sizes).map_err(|_| EINVAL)?;
+    link.send_data(wire::P_SIZES, volume, &[&sizes])
+}
+
+/// Sends the sizes of `dev` alone (its largest possible size changed).
+pub(crate) fn send_sizes(conn: &Connection, link: &Link, dev: &Device) -> Result {
+    let role = conn.resource.state.lock().role;
+    send_sizes_of(
+        link,
+        dev.volume as u16,
+        &local_view(dev, role, conn.peer_node_id),
+    )
+}
+
 fn announce_with(
     conn: &Connection,
     link: &Link,
@@ -326,17 +366,7 @@ fn announce_with(
     for dev in devices.iter() {
         let v = local_view(dev, role, conn.peer_node_id);
         let volume = dev.volume as u16;
-        let mut sizes = [0u8; 32];
-        let base = wire::SizesBase {
-            d_size: v.max_size,
-            u_size: v.user_size,
-            c_size: v.size,
-            max_bio_size: 1 << 20,
-            queue_order_type: 0,
-            dds_flags: 0,
-        };
-        base.encode(&mut sizes).map_err(|_| EINVAL)?;
-        link.send_data(wire::P_SIZES, volume, &[&sizes])?;
+        send_sizes_of(link, volume, &v)?;
 
         let mut uuids = KBox::new(Uuids110::default(), GFP_KERNEL)?;
         uuids.current_uuid = v.current;
@@ -658,13 +688,31 @@ fn receive_loop(conn: &Arc<Connection>, link: &Arc<Link>, writer: &PeerWriter) -
     }
 }
 
-fn on_sizes(conn: &Connection, _link: &Link, volume: u32, payload: &[u8]) -> Result<(), Stop> {
+fn on_sizes(conn: &Connection, link: &Link, volume: u32, payload: &[u8]) -> Result<(), Stop> {
     let base = wire::SizesBase::decode(payload).map_err(|_| Stop::Protocol)?;
     let before = conn.peer_dev(volume);
     conn.update_peer(volume, |p| {
         p.peer_size = base.c_size;
         p.peer_max = base.d_size;
+        p.sizes_seen = p.sizes_seen.wrapping_add(1);
     });
+    // Established and the peer's disk offers more now (its backing device grew and it moved
+    // its meta-data for a resize): ours may have grown too; answer with what we offer.
+    let offers_more = before
+        .as_ref()
+        .is_some_and(|b| b.repl == ReplState::Established && base.d_size > b.peer_max);
+    if offers_more {
+        if let Some(dev) = device_of(conn, volume) {
+            if let Err(e) = crate::md_move::follow_backing(&dev) {
+                pr_warn!(
+                    "drbd{}: cannot grow with the peer: {}\n",
+                    dev.minor,
+                    e.info()
+                );
+            }
+            send_sizes(conn, link, &dev).map_err(|_| Stop::Broken)?;
+        }
+    }
     // Established and the peer itself just got larger: it resized online, follow it.
     let grew = before.is_some_and(|b| {
         b.repl == ReplState::Established && b.peer_size != 0 && base.c_size > b.peer_size

@@ -1,19 +1,17 @@
-//! Online grow (`drbdsetup resize`, DRBD_ADM_RESIZE) within the data area the meta-data
-//! already covers: a device attached with a `--size` below its backing device grows up to
-//! the smaller maximum of both sides (rules in `proto::resize`). The initiator grows, marks
-//! the new blocks out of sync and becomes SyncSource of them; its `P_SIZES` (new `c_size`)
-//! makes the peer grow too, and the peer's SyncTarget state then starts a resync of exactly
-//! the new area.
+//! Online grow (`drbdsetup resize`, DRBD_ADM_RESIZE): a device grows up to the smaller
+//! maximum of both sides (rules in `proto::resize`). When a backing device with internal
+//! meta-data itself grew, the meta-data first moves to its new end (`crate::md_move`); the
+//! initiator then tells the peer (`P_SIZES`, larger `d_size`), which moves its own and
+//! answers with what it offers now. The initiator grows, marks the new blocks out of sync and
+//! becomes SyncSource of them; its `P_SIZES` (new `c_size`) makes the peer grow too, and the
+//! peer's SyncTarget state then starts a resync of exactly the new area.
 //!
-//! Not yet: growing after the backing devices themselves grew (internal meta-data would have
-//! to move to the new end; `proto::resize::plan_relocation` has the plan, the request is
-//! refused naming it), shrinking, `--assume-clean` while connected.
+//! Not yet: shrinking, `--assume-clean` while connected.
 
 use crate::config;
 use crate::connection::Connection;
 use crate::device::Device;
 use crate::failure::{fail, Outcome};
-use crate::proto::meta::MdIndex;
 use crate::proto::resize::{self, SizeDecision, SizeInput};
 use crate::registry::RegistryInner;
 use crate::replication::{announce, Link};
@@ -29,36 +27,15 @@ pub(crate) fn resize(
     assume_clean: bool,
 ) -> Outcome {
     let dev = config::device(reg, minor)?;
-    let (current, local_max, disk, relocation) = {
+    let limits = |dev: &Device| {
         let st = dev.state.lock();
-        let b = st
-            .backing
+        st.backing
             .as_ref()
-            .ok_or_else(|| fail!(ret::ERR_NO_DISK, "drbd{} has no disk", minor))?;
-        (
-            b.data_sectors(),
-            b.layout.data_sectors,
-            st.disk_state,
-            backing_grew(b),
-        )
+            .map(|b| (b.data_sectors(), b.layout.data_sectors, st.disk_state))
+            .ok_or_else(|| fail!(ret::ERR_NO_DISK, "drbd{} has no disk", minor))
     };
-    if let Some((cap, r)) = relocation {
-        if requested == 0 || requested > local_max {
-            return Err(fail!(
-                ret::ERR_INVALID_REQUEST,
-                "drbd{}: the backing device grew to {} sectors; moving the internal meta-data (bitmap {}->{}, activity log {}->{}, superblock to {}) is not supported by this drbd-rs version",
-                minor,
-                cap,
-                r.bitmap_from,
-                r.bitmap_to,
-                r.al_from,
-                r.al_to,
-                r.superblock_at
-            ));
-        }
-    }
+    let (_, local_max, _) = limits(&dev)?;
     let peer = connected_peer(&dev);
-    let mut peer_max = None;
     if let Some((conn, _)) = &peer {
         let p = conn
             .peer_dev(dev.volume)
@@ -70,8 +47,19 @@ pub(crate) fn resize(
                 minor
             ));
         }
-        if p.peer_disk > DiskState::Diskless {
-            peer_max = Some(p.peer_max);
+    }
+    if (requested == 0 || requested > local_max) && crate::md_move::follow_backing(&dev)? {
+        if let Some((conn, link)) = &peer {
+            ask_peer_sizes(conn, link, &dev);
+        }
+    }
+    let (current, local_max, disk) = limits(&dev)?;
+    let mut peer_max = None;
+    if let Some((conn, _)) = &peer {
+        if let Some(p) = conn.peer_dev(dev.volume) {
+            if p.peer_disk > DiskState::Diskless {
+                peer_max = Some(p.peer_max);
+            }
         }
     }
     let decision = resize::decide(&SizeInput {
@@ -140,17 +128,25 @@ pub(crate) fn resize(
     Ok(())
 }
 
-/// The grown capacity and the meta-data move it would need, if the backing device of
-/// internal meta-data is larger now than when it was attached.
-fn backing_grew(b: &crate::backing::Backing) -> Option<(u64, resize::Relocation)> {
-    if b.layout.index != MdIndex::Internal {
-        return None;
+/// How long a resize waits for the peer to answer our larger `d_size` with its own sizes.
+const PEER_SIZES_WAIT_MS: u32 = 10_000;
+
+/// Tells the peer that we offer more and waits (bounded) for its answer: its backing device
+/// may have grown too, and it moves its meta-data before it answers. Without an answer the
+/// peer's last known maximum stays the limit.
+fn ask_peer_sizes(conn: &Connection, link: &Arc<Link>, dev: &Device) {
+    let seen = conn.peer_dev(dev.volume).map(|p| p.sizes_seen);
+    if crate::replication::send_sizes(conn, link, dev).is_err() {
+        link.data.shutdown();
+        return;
     }
-    let cap = b.data.sectors();
-    let new = b.sb.layout(MdIndex::Internal, cap, cap).ok()?;
-    resize::plan_relocation(&b.layout, &new)
-        .ok()
-        .map(|r| (cap, r))
+    for _ in 0..PEER_SIZES_WAIT_MS / 10 {
+        let now = conn.peer_dev(dev.volume).map(|p| p.sizes_seen);
+        if now != seen || !conn.is_link(link) {
+            return;
+        }
+        crate::sys::misc::sleep_ms(10);
+    }
 }
 
 fn connected_peer(dev: &Device) -> Option<(Arc<Connection>, Arc<Link>)> {

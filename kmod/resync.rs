@@ -5,14 +5,16 @@
 //! changed itself (a split-brain victim's writes, `--discard-my-data`) as `P_OUT_OF_SYNC`
 //! runs, then its `SyncTarget` state; the source waits in `WFBitMapS` until that state
 //! arrives, so every block either side changed is resent. The SyncSource then sends runs of
-//! up to 256 KiB (`P_RS_DATA_REPLY`), each read and sent under `Device::sync_lock` after
-//! draining the local writes in flight, so a chunk never overtakes a newer mirrored write.
+//! up to 256 KiB (`P_RS_DATA_REPLY`), each read after draining the local writes in flight and
+//! sent without the blocks a write touched since (`ReadAhead`), so a chunk never overtakes a
+//! newer mirrored write.
 //!
 //! Threads: the bitmap exchange runs in the data-stream receiver; the sender runs in its own
 //! `drbd_s_<resource>` thread, owned by `ConnectionState::resync`.
 
 use crate::connection::{Connection, PeerDev};
 use crate::device::Device;
+use crate::proto::resync_order::Spoiled;
 use crate::proto::wire::{self, BlockDesc, DataHeader};
 use crate::replication::{announce, Link, Stop};
 use crate::spec::generated::{DiskState, ReplState};
@@ -289,9 +291,11 @@ impl ReadSlot {
 /// Sends every out-of-sync block of `dev` to the peer, then reports Established. A block whose
 /// send fails is marked again (the next resync covers it).
 ///
-/// Two buffers: the next chunk is read from the disk while the previous one goes out. A chunk
-/// is read and sent inside `Device::sync_lock` holds, whose `ReadAhead` drops a chunk that a
-/// mirrored write overlapped meanwhile (its blocks stay marked and a later pass takes them).
+/// Two buffers: the next chunk is read from the disk while the previous one goes out. A
+/// chunk's read starts under `Device::sync_lock`, whose `ReadAhead` notes the blocks a
+/// mirrored write touches until the chunk is sent; those blocks stay marked and a later pass
+/// takes them, the rest goes out. The data stream is taken before `sync_lock` is left, so a
+/// write noted afterwards reaches the peer after the chunk; writes go on during the send.
 fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
     let (Ok(a), Ok(b)) = (PageBuf::alloc(RESYNC_CHUNK), PageBuf::alloc(RESYNC_CHUNK)) else {
         return;
@@ -313,7 +317,8 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
     let mut rescan = false;
     let mut sent_sectors = 0u64;
     let mut ready: Option<Chunk> = None;
-    let mut reread = 0u32;
+    // Blocks left out of a send for a newer write.
+    let mut reread = 0u64;
     // Gives a chunk that will not be sent back to the bitmap.
     let keep = |c: Option<Chunk>| {
         if let Some(c) = c {
@@ -335,7 +340,7 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
             crate::sys::misc::sleep_ms(if paused { 20 } else { 1 });
         }
         let mut order = dev.sync_lock.lock();
-        let fresh = order.read_ahead.finish();
+        let spoiled = order.read_ahead.finish();
         // Start the next read first, so the disk works while the previous chunk is copied out.
         let mut run = dev.oos.lock().take_run(next, max_bits);
         if run.is_none() && rescan && ready.is_none() {
@@ -372,28 +377,45 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
             }
         }
         if let Some(c) = ready.take() {
-            if !fresh {
-                // A mirrored write overlapped it after its read started: read it again later.
-                dev.oos.lock().mark(c.sector, c.len as u64);
-                rescan = true;
-                reread += 1;
-            } else if send_chunk(&link, &dev, &c).is_err() {
-                dev.oos.lock().mark(c.sector, c.len as u64);
-                drop(order);
+            // Blocks a mirrored write touched after the read started: read again later.
+            let spoiled = spoiled.unwrap_or(Spoiled { blocks: u64::MAX });
+            let sectors = (c.len / 512) as u64;
+            for (offset, len, written) in spoiled.runs(sectors) {
+                if written {
+                    dev.oos.lock().mark(c.sector + offset, len * 512);
+                    rescan = true;
+                    reread += len.div_ceil(crate::oos::SECTORS_PER_BIT);
+                }
+            }
+            let tx = link.lock_data();
+            drop(order);
+            let mut failed = false;
+            for (offset, len, written) in spoiled.runs(sectors) {
+                if written {
+                    continue;
+                }
+                if failed || send_chunk(&link, &dev, &c, offset, len).is_err() {
+                    failed = true;
+                    dev.oos.lock().mark(c.sector + offset, len * 512);
+                } else {
+                    sent_sectors += len;
+                }
+            }
+            drop(tx);
+            if failed {
                 if reading.is_some() {
                     let _ = slot.wait();
                 }
                 return;
-            } else {
-                sent_sectors += (c.len / 512) as u64;
             }
             if spare.is_none() {
                 spare = Some(c.buf);
             } else {
                 second = Some(c.buf);
             }
+        } else {
+            drop(order);
         }
-        drop(order);
         let Some((sector, len)) = reading else {
             if rescan {
                 continue;
@@ -433,7 +455,7 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
     clear_disk_bitmap(&dev);
     conn.set_repl(dev.volume, ReplState::Established);
     pr_info!(
-        "{}/{} drbd{}: resync done ({} KiB sent, {} chunks read again after a write)\n",
+        "{}/{} drbd{}: resync done ({} KiB sent, {} blocks read again after a write)\n",
         conn.resource.name,
         dev.volume,
         dev.minor,
@@ -445,10 +467,11 @@ fn run_resync(conn: Arc<Connection>, link: Arc<Link>, dev: Arc<Device>) {
     }
 }
 
-/// Sends one chunk as `P_RS_DATA_REPLY` and counts it in flight.
-fn send_chunk(link: &Link, dev: &Device, c: &Chunk) -> Result<(), ()> {
+/// Sends `sectors` sectors of a chunk from `offset` (sectors, 4 KiB aligned) as
+/// `P_RS_DATA_REPLY` and counts it in flight; the caller holds the data stream.
+fn send_chunk(link: &Link, dev: &Device, c: &Chunk, offset: u64, sectors: u64) -> Result<(), ()> {
     let dh = DataHeader {
-        sector: c.sector,
+        sector: c.sector + offset,
         block_id: 0,
         seq_num: 0,
         dp_flags: 0,
@@ -459,6 +482,14 @@ fn send_chunk(link: &Link, dev: &Device, c: &Chunk) -> Result<(), ()> {
         link.rs_progress_ms
             .store(crate::replication::now_ms(), Ordering::Release);
     }
-    link.send_data_pages(wire::P_RS_DATA_REPLY, dev.volume as u16, &hb, &c.buf, c.len)
-        .map_err(|_| ())
+    let (offset, len) = ((offset * 512) as usize, (sectors * 512) as usize);
+    link.send_data_pages_locked(
+        wire::P_RS_DATA_REPLY,
+        dev.volume as u16,
+        &hb,
+        &c.buf,
+        offset,
+        len,
+    )
+    .map_err(|_| ())
 }

@@ -149,9 +149,26 @@ impl PageBuf {
         Ok(())
     }
 
-    /// Sends the first `len` bytes on `sock`, kept corked if `more`.
-    pub(crate) fn send(&self, sock: &Socket, len: usize, more: bool) -> Result {
-        let segments = self.prefix(len).ok_or(EINVAL)?;
+    /// Sends `len` bytes from `offset` (a multiple of the page size) on `sock`, kept corked
+    /// if `more`.
+    pub(crate) fn send_range(
+        &self,
+        sock: &Socket,
+        offset: usize,
+        len: usize,
+        more: bool,
+    ) -> Result {
+        let end = offset.checked_add(len).ok_or(EINVAL)?;
+        if offset % PAGE != 0 {
+            return Err(EINVAL);
+        }
+        let segments = self
+            .prefix(end)
+            .and_then(|s| s.get(offset / PAGE..))
+            .ok_or(EINVAL)?;
+        if len == 0 || len % 512 != 0 {
+            return Err(EINVAL);
+        }
         // SAFETY: the segments describe our own pages, which stay alive during the call (the
         // kernel only reads them; without splicing it keeps no reference).
         unsafe { sock.send_bvecs(segments, len, more, 0) }

@@ -741,6 +741,14 @@ impl Superblock {
         )
     }
 
+    /// Takes the offsets and the size of `layout` (the meta-data moved, e.g. to the end of a
+    /// grown backing device).
+    pub fn adopt_layout(&mut self, layout: &MdLayout) {
+        self.md_size_sect = layout.md_size_sect;
+        self.al_offset = layout.al_offset;
+        self.bm_offset = layout.bm_offset;
+    }
+
     /// Validate the superblock's contents against `layout` (normally from
     /// [`Superblock::layout`]): magic, ranges of node id, max-peers and
     /// bitmap indexes, offsets and sizes, and that the bitmap covers the last

@@ -1,8 +1,9 @@
 //! Application writes during a resync: the SyncSource reads the next chunk while the previous
-//! one is on the wire, and a write that lands in a chunk being read must win on the peer. A
+//! one is on the wire, and a write that lands in a chunk being read must win on the peer (the
+//! blocks it touched are left out of the chunk's send and read again later). A
 //! Primary runs random 4 KiB O_DIRECT writes (fio) across the whole device during the initial
 //! sync and a later partial resync over an 8 Mbit/s link; afterwards both replicas are
-//! byte-identical, and the kernel log shows chunks that were read again after such a write.
+//! byte-identical, and the kernel log shows blocks that were read again after such a write.
 
 mod common;
 
@@ -20,8 +21,8 @@ fn fio_randwrite(seconds: u32) -> String {
     )
 }
 
-/// The count of chunks the last resync dropped for a newer write, from the kernel log.
-fn reread_chunks(n: &tests_qemu::Node) -> u64 {
+/// The count of blocks the last resync left out for a newer write, from the kernel log.
+fn reread_blocks(n: &tests_qemu::Node) -> u64 {
     let log = n.run_ok("dmesg | grep 'resync done (' | tail -n 1");
     log.split("KiB sent, ")
         .nth(1)
@@ -57,7 +58,7 @@ fn writes_during_resync_end_identical() {
     };
     println!("fio during the initial sync: {}", iops(&o.stdout));
     up_to_date_both(a, b);
-    let first = reread_chunks(a);
+    let first = reread_blocks(a);
     assert_eq!(
         data_hash(a),
         data_hash(b),
@@ -66,7 +67,7 @@ fn writes_during_resync_end_identical() {
 
     // Partial resyncs under writes: the peer misses 6 MiB, then catches up while fio runs.
     // Hits are random (a few per resync): at least one such resync, repeated (up to 4) until
-    // some chunk was read again.
+    // some block was read again.
     let mut rereads = vec![first];
     while rereads.len() < 2 || (rereads.iter().sum::<u64>() == 0 && rereads.len() <= 4) {
         c.set_link(0, 1, false);
@@ -78,14 +79,14 @@ fn writes_during_resync_end_identical() {
         assert!(o.success(), "fio failed: {o}");
         println!("fio during the resync: {}", iops(&o.stdout));
         up_to_date_both(a, b);
-        rereads.push(reread_chunks(a));
+        rereads.push(reread_blocks(a));
         assert_eq!(
             data_hash(a),
             data_hash(b),
             "replicas differ after the resync"
         );
     }
-    println!("chunks read again after a write, per resync: {rereads:?}");
+    println!("blocks read again after a write, per resync: {rereads:?}");
     assert!(
         rereads.iter().sum::<u64>() > 0,
         "no write ever hit a chunk in flight: the test did not exercise the re-read"

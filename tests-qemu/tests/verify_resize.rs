@@ -279,30 +279,31 @@ fn online_grow_resyncs_the_new_area_and_the_filesystem_grows() {
     a.run_ok("drbdsetup resize 1");
     assert_eq!(size64(a), full);
 
-    // The backing devices themselves grow (QMP block_resize): that needs the internal
-    // meta-data moved to the new end, which this version refuses, naming the move.
-    for n in [a, b] {
-        n.qmp_execute(
-            "block_resize",
-            Some(Json::Obj(vec![
-                ("device".into(), Json::Str("d1".into())),
-                ("size".into(), Json::Num((96u64 << 20) as f64)),
-            ])),
-        );
-        wait_for(
-            n,
-            "the grown backing device",
-            &format!("test $(blockdev --getsize64 /dev/vdb) -eq {}", 96u64 << 20),
-            30,
-        );
-    }
+    // The backing devices themselves grow (QMP block_resize): the internal meta-data moves
+    // to the new end on both sides. By less than the meta-data's own size, the move would
+    // overwrite itself: refused, naming why, nothing changed.
+    let grow_backing = |bytes: u64| {
+        for n in [a, b] {
+            n.qmp_execute(
+                "block_resize",
+                Some(Json::Obj(vec![
+                    ("device".into(), Json::Str("d1".into())),
+                    ("size".into(), Json::Num(bytes as f64)),
+                ])),
+            );
+            wait_for(
+                n,
+                "the grown backing device",
+                &format!("test $(blockdev --getsize64 /dev/vdb) -eq {bytes}"),
+                30,
+            );
+        }
+    };
+    grow_backing((64 << 20) + (16 << 10));
     let o = a.run("drbdsetup resize 1");
+    assert!(!o.success(), "a move over itself claimed success\n{o}");
     assert!(
-        !o.success(),
-        "grow with moving meta-data claimed success\n{o}"
-    );
-    assert!(
-        o.stderr.contains("moving the internal meta-data"),
+        o.stderr.contains("less than the meta-data needs"),
         "refusal does not say why\n{o}"
     );
     assert_eq!(size64(a), full, "a refused resize changed the size");
@@ -310,6 +311,71 @@ fn online_grow_resyncs_the_new_area_and_the_filesystem_grows() {
         data_hash(a),
         data_hash(b),
         "data changed by a refused resize"
+    );
+
+    let grown = drbd_size_internal(96 << 20, 1);
+    grow_backing(96 << 20);
+    a.run_ok("mkdir -p /mnt && mount /dev/drbd1 /mnt && echo grown > /mnt/marker && sync");
+    a.run_ok("drbdsetup resize 1");
+    for n in [a, b] {
+        wait_for(
+            n,
+            "the size after the meta-data moved",
+            &format!("test $(blockdev --getsize64 /dev/drbd1) -eq {grown}"),
+            60,
+        );
+        assert!(
+            n.run_ok("dmesg | grep -c 'internal meta-data moved to the end'")
+                .trim()
+                == "1",
+            "{}: the meta-data did not move once",
+            n.name
+        );
+    }
+    up_to_date_both(a, b);
+    assert_eq!(
+        resynced_kib(a),
+        (grown - full) / 1024,
+        "the resync after the move was not exactly the new area"
+    );
+    let o = a.run_ok("resize2fs /dev/drbd1 2>&1");
+    assert!(
+        o.contains(&format!("is now {} (4k) blocks long", grown / 4096)),
+        "resize2fs did not grow the mounted filesystem:\n{o}"
+    );
+    a.run_ok("umount /mnt");
+    assert_eq!(data_hash(a), data_hash(b), "the grown device differs");
+
+    // The moved meta-data is what the next attach finds: both come back at the grown size,
+    // with their UUIDs, and connect without a full sync.
+    for n in [a, b] {
+        n.run_ok("drbdsetup down r0");
+        let dump = n.run_ok("drbdmeta --force 1 v09 /dev/vdb internal dump-md 2>&1");
+        assert!(
+            dump.contains(&format!("la-size-sect {};", grown / 512)),
+            "{}: the moved superblock does not hold the grown size:\n{dump}",
+            n.name
+        );
+    }
+    for (n, me, peer, my_ip, peer_ip) in [(a, 0, 1, &ip_a, &ip_b), (b, 1, 0, &ip_b, &ip_a)] {
+        n.run_ok(&format!(
+            "drbdsetup new-resource r0 {me} && drbdsetup new-minor r0 1 0 && \
+             drbdsetup new-peer r0 {peer} --_name=node{peer} --protocol=C --ping-int=2 --ping-timeout=10 --connect-int=2 && \
+             drbdsetup new-path r0 {peer} ipv4:{my_ip}:7789 ipv4:{peer_ip}:7789 && \
+             drbdsetup attach 1 /dev/vdb /dev/vdb internal && drbdsetup connect r0 {peer}"
+        ));
+    }
+    up_to_date_both(a, b);
+    for n in [a, b] {
+        assert_eq!(size64(n), grown, "{}: re-attached at another size", n.name);
+    }
+    assert_eq!(
+        data_hash(a),
+        data_hash(b),
+        "the replicas differ after re-attach"
+    );
+    a.run_ok(
+        "drbdsetup primary r0 && mount /dev/drbd1 /mnt && grep -q grown /mnt/marker && umount /mnt",
     );
     for n in [a, b] {
         n.run_ok("drbdsetup down r0 && rmmod drbd");

@@ -975,9 +975,7 @@ fn cmd_restore(ctx: &Ctx, dev: &Device, args: &[String], verify_only: bool) -> i
     sb.magic = meta::MD_MAGIC_09;
     // Not part of the dump; drbdmeta re-initializes it.
     sb.al_nr_extents = meta::AL_NR_EXTENTS_CREATED;
-    sb.md_size_sect = layout.md_size_sect;
-    sb.al_offset = layout.al_offset;
-    sb.bm_offset = layout.bm_offset;
+    sb.adopt_layout(&layout);
     if sb.effective_size > layout.data_sectors {
         println!(
             "# la-size-sect was too big ({}), truncated ({})!",
@@ -1072,9 +1070,7 @@ fn cmd_check_resize(ctx: &Ctx, dev: &Device) -> i32 {
         dev.write_at(&buf[..n], dst + start);
         end = start;
     }
-    sb.md_size_sect = new_l.md_size_sect;
-    sb.al_offset = new_l.al_offset;
-    sb.bm_offset = new_l.bm_offset;
+    sb.adopt_layout(&new_l);
     dev.write_superblock(&sb);
     println!("Internal drbd meta data successfully moved.");
     if old_md * 512 < dst {
