@@ -225,6 +225,16 @@ impl ActivityLog {
         }
     }
 
+    /// Writes every block marked in `oos` to the on-disk bitmap (a grown area, which must
+    /// survive a crash before its resync). Process context.
+    pub(crate) fn persist_map(&self, oos: &kernel::sync::SpinLock<crate::oos::OosMap>) -> Result {
+        let place = self.place.lock();
+        let blocks = place.bitmap.merge_from(oos)?;
+        drop(place);
+        self.note_disk_dirty(&blocks);
+        Ok(())
+    }
+
     /// Remembers bitmap blocks that have bits on disk (found at attach or set here).
     pub(crate) fn note_disk_dirty(&self, blocks: &[u64]) {
         let mut dirty = self.disk_dirty.lock();

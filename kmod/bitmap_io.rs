@@ -119,11 +119,11 @@ impl DiskBitmap {
     }
 
     /// Sets every block marked in `oos` in every slot (bits already set stay); returns the
-    /// number of bitmap blocks written. Durable on return.
-    pub(crate) fn merge_from(&self, oos: &SpinLock<OosMap>) -> Result<u64> {
+    /// bitmap blocks written. Durable on return.
+    pub(crate) fn merge_from(&self, oos: &SpinLock<OosMap>) -> Result<KVec<u64>> {
         let mut disk = block_buf()?;
         let mut wanted = block_buf()?;
-        let mut written = 0;
+        let mut written = KVec::new();
         let peers = u64::from(self.max_peers);
         let words_per_block = (MD_BLOCK / 4) as u64;
         for block in 0..self.blocks() {
@@ -149,7 +149,7 @@ impl DiskBitmap {
             }
             if changed {
                 self.md.write_block(self.sector_of(block), d)?;
-                written += 1;
+                written.push(block, GFP_KERNEL)?;
             }
         }
         Ok(written)

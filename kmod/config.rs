@@ -569,12 +569,12 @@ fn finish_detach(dev: &Arc<Device>, from: DiskState) -> Outcome {
             let on_disk =
                 crate::bitmap_io::DiskBitmap::new(b.md_dev(), &b.layout, b.sb.bm_max_peers);
             match on_disk.merge_from(&dev.oos) {
-                Ok(0) => {}
-                Ok(n) => pr_info!(
+                Ok(blocks) if blocks.is_empty() => {}
+                Ok(blocks) => pr_info!(
                     "drbd{}: {} KiB out of sync written to the on-disk bitmap ({} blocks)\n",
                     dev.minor,
                     dev.oos.lock().count() * 4,
-                    n
+                    blocks.len()
                 ),
                 Err(e) => {
                     // Without the bits the next attach must assume everything changed.

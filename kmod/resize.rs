@@ -184,6 +184,19 @@ pub(crate) fn grow_local(dev: &Device, new: u64, mark: bool) -> Result {
         core::mem::replace(&mut *oos, map)
     };
     drop(replaced);
+    if mark {
+        // The new blocks go to the on-disk bitmap too: a crash before their resync must not
+        // forget them.
+        let log = dev.io.lock().al.clone();
+        if let Some(Err(e)) = log.map(|log| log.persist_map(&dev.oos)) {
+            pr_err!(
+                "drbd{}: writing the grown area to the bitmap failed ({})\n",
+                dev.minor,
+                e.to_errno()
+            );
+            dev.meta_io_failed();
+        }
+    }
     dev.set_data_sectors(new);
     let st = dev.state.lock();
     if let Some(disk) = st.disk.as_ref() {

@@ -316,7 +316,28 @@ fn online_grow_resyncs_the_new_area_and_the_filesystem_grows() {
     let grown = drbd_size_internal(96 << 20, 1);
     grow_backing(96 << 20);
     a.run_ok("mkdir -p /mnt && mount /dev/drbd1 /mnt && echo grown > /mnt/marker && sync");
+    // With the resync held back, the grown area is already in the on-disk bitmap (a crash
+    // before its resync must not forget it).
+    a.run_ok("drbdsetup pause-sync r0 1 0");
     a.run_ok("drbdsetup resize 1");
+    wait_for(
+        a,
+        "the size after the meta-data moved",
+        &format!("test $(blockdev --getsize64 /dev/drbd1) -eq {grown}"),
+        60,
+    );
+    let dump = a.run_ok("drbdmeta --force 1 v09 /dev/vdb internal dump-md 2>&1");
+    let bits: u64 = dump
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("# bits-set "))
+        .and_then(|v| v.trim_end_matches(';').parse().ok())
+        .unwrap_or_else(|| panic!("no bit count in the dump:\n{dump}"));
+    assert!(
+        bits >= (grown - full) / 4096,
+        "{bits} bits on disk for a grown area of {} blocks",
+        (grown - full) / 4096
+    );
+    a.run_ok("drbdsetup resume-sync r0 1 0");
     for n in [a, b] {
         wait_for(
             n,
