@@ -180,13 +180,36 @@ static const struct block_device_operations drbd_rs_fops = {
 
 static struct bio_set drbd_rs_bio_set;
 
+/* Every bio of drbd_rs_bio_set carries this in front: a clone keeps the I/O-statistics start
+ * time of the upper bio it serves. */
+struct drbd_rs_clone {
+	unsigned long acct_start;
+	struct bio bio;
+};
+
+void shim_clone_set_acct(struct bio *clone, unsigned long start)
+{
+	container_of(clone, struct drbd_rs_clone, bio)->acct_start = start;
+}
+
+unsigned long shim_clone_acct(struct bio *clone)
+{
+	return container_of(clone, struct drbd_rs_clone, bio)->acct_start;
+}
+
+unsigned long shim_jiffies(void)
+{
+	return jiffies;
+}
+
 int shim_blk_register(void)
 {
 	int err = register_blkdev(DRBD_MAJOR_NR, "drbd");
 
 	if (err)
 		return err;
-	err = bioset_init(&drbd_rs_bio_set, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
+	err = bioset_init(&drbd_rs_bio_set, BIO_POOL_SIZE, offsetof(struct drbd_rs_clone, bio),
+			  BIOSET_NEED_BVECS);
 	if (err)
 		unregister_blkdev(DRBD_MAJOR_NR, "drbd");
 	return err;
@@ -207,7 +230,7 @@ struct gendisk *shim_alloc_disk(u32 minor, void *private_data)
 	blk_set_stacking_limits(&lim);
 	lim.max_hw_sectors = 1U << 11; /* 1 MiB, DRBD's max-bio-size */
 	lim.max_zone_append_sectors = 0; /* not zoned */
-	lim.features = BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
+	lim.features = BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA | BLK_FEAT_IO_STAT;
 	disk = blk_alloc_disk(&lim, NUMA_NO_NODE);
 	if (IS_ERR(disk))
 		return disk;
@@ -232,6 +255,7 @@ int shim_disk_stack_limits(struct gendisk *disk, struct block_device *bdev)
 
 	blk_set_stacking_limits(&lim);
 	lim.max_hw_sectors = 1U << 11;
+	lim.features = BLK_FEAT_IO_STAT;
 	queue_limits_stack_bdev(&lim, bdev, 0, disk->disk_name);
 	return queue_limits_commit_update(disk->queue, &lim);
 }

@@ -30,9 +30,12 @@ pub(crate) const STATUS_NOTSUPP: u8 = 1;
 ///
 /// # Invariants
 /// `ptr` is a valid bio that nobody else completes; ownership of its completion moves with
-/// the value (consumed by [`UpperBio::end`] or [`UpperBio::submit_clone`]).
+/// the value (consumed by [`UpperBio::end`] or [`UpperBio::submit_clone`]). Its I/O
+/// statistics were started at `acct_start` and are ended right before its completion.
 pub(crate) struct UpperBio {
     ptr: NonNull<bindings::bio>,
+    /// Jiffies when its I/O accounting (`/proc/diskstats` of the drbd disk) started.
+    acct_start: usize,
 }
 
 // SAFETY: a bio may be completed (and its pages filled) from any thread; the value is the
@@ -40,12 +43,25 @@ pub(crate) struct UpperBio {
 unsafe impl Send for UpperBio {}
 
 impl UpperBio {
-    /// Takes over the completion of `ptr`.
+    /// Takes over the completion of `ptr` and starts its I/O accounting.
     ///
     /// # Safety
     /// `ptr` is a live bio passed to our `submit_bio` and not completed elsewhere.
-    pub(crate) unsafe fn from_raw(ptr: *mut bindings::bio) -> Option<Self> {
-        NonNull::new(ptr).map(|ptr| Self { ptr })
+    pub(crate) unsafe fn accept(ptr: *mut bindings::bio) -> Option<Self> {
+        NonNull::new(ptr).map(|ptr| Self {
+            ptr,
+            // SAFETY: `ptr` is a live bio of our disk (caller).
+            acct_start: unsafe { bindings::bio_start_io_acct(ptr.as_ptr()) },
+        })
+    }
+
+    /// Takes over the completion of `ptr`, whose accounting started at `acct_start`.
+    ///
+    /// # Safety
+    /// `ptr` is a live bio accepted by [`UpperBio::accept`], whose completion the caller
+    /// owns.
+    unsafe fn resume(ptr: *mut bindings::bio, acct_start: usize) -> Option<Self> {
+        NonNull::new(ptr).map(|ptr| Self { ptr, acct_start })
     }
 
     /// The operation.
@@ -94,10 +110,7 @@ impl UpperBio {
     /// Completes the bio with a block status (0 = success).
     pub(crate) fn end(self, status: u8) {
         // SAFETY: we own the completion (invariant) and give it up here.
-        unsafe {
-            (*self.ptr.as_ptr()).bi_status = status;
-            bindings::bio_endio(self.ptr.as_ptr());
-        }
+        unsafe { complete_upper(self.ptr.as_ptr(), self.acct_start, status) }
     }
 
     /// Sends a clone to `lower`; the upper bio is completed with the clone's status by
@@ -109,6 +122,7 @@ impl UpperBio {
         unsafe {
             let clone = ffi::shim_bio_clone(upper, lower.raw());
             (*clone).bi_private = upper.cast();
+            ffi::shim_clone_set_acct(clone, self.acct_start);
             (*clone).bi_end_io = Some(lower_endio);
             bindings::submit_bio_noacct(clone);
         }
@@ -125,6 +139,7 @@ impl UpperBio {
         unsafe {
             let clone = ffi::shim_bio_clone(upper, lower.raw());
             (*clone).bi_private = upper.cast();
+            ffi::shim_clone_set_acct(clone, self.acct_start);
             (*clone).bi_end_io = Some(read_endio);
             bindings::submit_bio_noacct(clone);
         }
@@ -139,6 +154,21 @@ impl UpperBio {
     }
 }
 
+/// Ends the I/O accounting of an upper bio and completes it with `status` (any context).
+///
+/// # Safety
+/// `upper` is a live bio accepted by [`UpperBio::accept`] whose completion the caller owns
+/// and gives up here.
+unsafe fn complete_upper(upper: *mut bindings::bio, acct_start: usize, status: u8) {
+    // SAFETY: `upper` is live until `bio_endio` (caller); its `bi_bdev` is our disk, whose
+    // statistics the accounting started on.
+    unsafe {
+        (*upper).bi_status = status;
+        bindings::bio_end_io_acct_remapped(upper, acct_start, (*upper).bi_bdev);
+        bindings::bio_endio(upper);
+    }
+}
+
 /// Completion of a read clone (any context): success ends the upper bio; a failure gives it
 /// to the device for a retry elsewhere. Never sleeps.
 ///
@@ -150,13 +180,13 @@ unsafe extern "C" fn read_endio(clone: *mut bindings::bio) {
     unsafe {
         let upper: *mut bindings::bio = (*clone).bi_private.cast();
         let status = (*clone).bi_status;
+        let acct_start = ffi::shim_clone_acct(clone);
         let owner = ffi::shim_bio_disk_private(upper);
         bindings::bio_put(clone);
         let device: &crate::device::Device = &*owner.cast::<crate::device::Device>();
         if status == 0 {
-            (*upper).bi_status = 0;
-            bindings::bio_endio(upper);
-        } else if let Some(bio) = UpperBio::from_raw(upper) {
+            complete_upper(upper, acct_start, 0);
+        } else if let Some(bio) = UpperBio::resume(upper, acct_start) {
             device.local_read_failed(bio);
         }
         device.lower_done();
@@ -176,10 +206,10 @@ unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
     unsafe {
         let upper: *mut bindings::bio = (*clone).bi_private.cast();
         let status = (*clone).bi_status;
+        let acct_start = ffi::shim_clone_acct(clone);
         let owner = ffi::shim_bio_disk_private(upper);
         bindings::bio_put(clone);
-        (*upper).bi_status = status;
-        bindings::bio_endio(upper);
+        complete_upper(upper, acct_start, status);
         let device: &crate::device::Device = &*owner.cast::<crate::device::Device>();
         device.lower_done();
     }
@@ -227,7 +257,7 @@ impl SharedCompletion {
         al: Option<crate::activity_log::AlRef>,
         clock: Option<kernel::sync::Arc<crate::transfer_log::EpochClock>>,
     ) -> Result<kernel::sync::Arc<Self>, UpperBio> {
-        let raw = upper.ptr;
+        let (raw, acct_start) = (upper.ptr, upper.acct_start);
         let (sector, len) = (upper.sector(), upper.size());
         let value = Self {
             sector,
@@ -243,7 +273,10 @@ impl SharedCompletion {
         };
         kernel::sync::Arc::new(value, kernel::alloc::flags::GFP_KERNEL)
             // INVARIANT: allocation failed before anyone could see the value; give it back.
-            .map_err(|_| UpperBio { ptr: raw })
+            .map_err(|_| UpperBio {
+                ptr: raw,
+                acct_start,
+            })
     }
 
     /// Whether this request writes any of `sectors` at `sector` of `device`.
@@ -367,6 +400,7 @@ unsafe extern "C" fn split_endio(clone: *mut bindings::bio) {
 
 /// Upper bios held back while I/O is suspended (`suspend-io`), in submission order, linked
 /// through `bi_next` like the kernel's `bio_list` (no allocation, so holding never fails).
+/// A held bio stays counted in flight; its latency statistics start again when it leaves.
 ///
 /// # Invariants
 /// Every bio reachable from `head` is owned by the list (taken over from an [`UpperBio`]);
@@ -400,7 +434,7 @@ impl BioList {
     /// Appends `bio` (the list now owns its completion).
     pub(crate) fn push(&mut self, bio: UpperBio) {
         // The value is taken apart (it has no destructor): the list owns the bio from here.
-        let UpperBio { ptr } = bio;
+        let UpperBio { ptr, .. } = bio;
         // SAFETY: we own `ptr` now; `bi_next` is unused by a bio-based driver's own bios, and
         // `tail` is a bio we own (invariant).
         unsafe {
@@ -426,7 +460,11 @@ impl BioList {
             self.tail = None;
         }
         self.len -= 1;
-        Some(UpperBio { ptr: head })
+        Some(UpperBio {
+            ptr: head,
+            // SAFETY: reading the tick counter has no precondition.
+            acct_start: unsafe { ffi::shim_jiffies() },
+        })
     }
 }
 

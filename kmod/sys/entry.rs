@@ -51,7 +51,7 @@ unsafe extern "C" fn drbd_rs_submit_bio(bio: *mut bindings::bio) {
         // Bio-based drivers split to their queue limits themselves (1 MiB max-bio-size, so
         // one bio is at most one P_DATA packet); NULL means the bio was completed with an error.
         let bio = bindings::bio_split_to_limits(bio);
-        if let Some(upper) = UpperBio::from_raw(bio) {
+        if let Some(upper) = UpperBio::accept(bio) {
             let device: kernel::sync::Arc<Device> = device.into();
             device.submit(upper);
         }

@@ -70,11 +70,23 @@ fn suspend_io_holds_writes_until_resume_io_and_down() {
         .parse()
         .expect("upper-pending");
     assert!(pending > 0, "nothing held while suspended:\n{snap}");
+    let held = diskstats(a, "drbd1");
+    assert!(
+        held[DS_IN_FLIGHT] > 0,
+        "a held write is not in flight: {held:?}"
+    );
 
     // resume-io lets it through; it reaches the peer.
     a.run_ok("drbdsetup resume-io 1");
     let o = writer.wait(Duration::from_secs(60));
     assert!(o.success(), "held write failed after resume-io\n{o}");
+    let done = diskstats(a, "drbd1");
+    assert_eq!(done[DS_IN_FLIGHT], 0, "in flight after resume-io: {done:?}");
+    assert_eq!(
+        done[DS_WRITE_SECTORS] - held[DS_WRITE_SECTORS],
+        8192,
+        "the mirrored 4 MiB were not counted once: {held:?} -> {done:?}"
+    );
     let snap = now(a);
     assert_eq!(field(line(&snap, "resource"), "suspended"), "no", "{snap}");
     let on_b = b.run_ok(

@@ -196,9 +196,17 @@ fn detach_call_helper_and_pass_on() {
     let want =
         b.run_ok("dd if=/dev/drbd1 bs=4k count=4 skip=1000 iflag=direct 2>/dev/null | sha256sum");
     a.dm_fail("fa", true);
+    let before = diskstats(a, "drbd1");
     let got =
         a.run_ok("dd if=/dev/drbd1 bs=4k count=4 skip=1000 iflag=direct 2>/dev/null | sha256sum");
     assert_eq!(got, want, "the retried read must return the peer's data");
+    // Each retried read counts once, and none stays in flight.
+    let after = diskstats(a, "drbd1");
+    assert_eq!(
+        (after[DS_READS] - before[DS_READS], after[DS_IN_FLIGHT]),
+        (4, 0),
+        "retried reads in /proc/diskstats: {before:?} -> {after:?}"
+    );
     wait_diskless(a, b);
     let out = ev.wait_for_stdout(Duration::from_secs(60), |o| {
         has_event(o, "response helper", &["helper:local-io-error"])

@@ -84,6 +84,26 @@ fn single_node_fs_and_fio() {
         "a write past the end of /dev/drbd1 succeeded\n{o}"
     );
 
+    // /proc/diskstats counts exactly the I/O done on /dev/drbd1 (as iostat shows it), and
+    // nothing stays in flight.
+    let before = diskstats(n, "drbd1");
+    n.run_ok("dd if=/dev/drbd1 of=/dev/null bs=4k count=256 iflag=direct 2>/dev/null");
+    n.run_ok("dd if=/tmp/pat of=/dev/drbd1 bs=4k count=1 seek=7 oflag=direct 2>/dev/null");
+    n.run_ok("dd if=/dev/zero of=/dev/drbd1 bs=64k count=16 seek=4 oflag=direct 2>/dev/null");
+    let after = diskstats(n, "drbd1");
+    let d = |i: usize| after[i] - before[i];
+    assert_eq!(
+        (d(DS_READS), d(DS_READ_SECTORS)),
+        (256, 2048),
+        "reads counted: {before:?} -> {after:?}"
+    );
+    assert_eq!(
+        (d(DS_WRITES), d(DS_WRITE_SECTORS)),
+        (17, 8 + 2048),
+        "writes counted: {before:?} -> {after:?}"
+    );
+    assert_eq!(after[DS_IN_FLIGHT], 0, "I/O left in flight: {after:?}");
+
     // A file system with files; checksums kept outside of it.
     n.run_ok("mkfs.ext4 -q -F /dev/drbd1");
     n.run_ok("mkdir -p /mnt/r0 && mount /dev/drbd1 /mnt/r0");

@@ -253,3 +253,28 @@ pub fn found_since(n: &Node, since: usize) -> u64 {
         .next()
         .unwrap_or(0)
 }
+
+/// The I/O statistics of `dev` in /proc/diskstats, the fields after its name: reads, reads
+/// merged, sectors read, ms reading, writes, writes merged, sectors written, ms writing, I/Os
+/// in flight, ms doing I/O, weighted ms, ...
+pub fn diskstats(n: &Node, dev: &str) -> Vec<u64> {
+    let line = n.run_ok(&format!("grep ' {dev} ' /proc/diskstats"));
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(3)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    assert!(fields.len() >= 11, "diskstats of {dev}: {line:?}");
+    fields
+}
+
+/// Index of the reads completed in [`diskstats`].
+pub const DS_READS: usize = 0;
+/// Index of the sectors read.
+pub const DS_READ_SECTORS: usize = 2;
+/// Index of the writes completed.
+pub const DS_WRITES: usize = 4;
+/// Index of the sectors written.
+pub const DS_WRITE_SECTORS: usize = 6;
+/// Index of the I/Os in flight.
+pub const DS_IN_FLIGHT: usize = 8;
