@@ -56,6 +56,24 @@ fn events2_shows_initial_state_and_live_changes() {
     assert_eq!(now.lines().last(), Some("exists -"), "{now}");
     assert!(now.lines().all(|l| l.starts_with("exists ")), "{now}");
 
+    // --timestamps: each line starts with DRBD's ISO 8601 time with microseconds and offset
+    // (the guest runs in UTC), the rest of the line unchanged.
+    let stamped = n.run_ok("drbdsetup events2 --now --timestamps");
+    let today = n.run_ok("date -u +%Y-%m-%d");
+    for (line, plain) in stamped.lines().zip(now.lines()) {
+        let (ts, rest) = line.split_once(' ').unwrap_or_default();
+        let b = ts.as_bytes();
+        let shape = ts.len() == 32
+            && ts.starts_with(today.trim())
+            && b[10] == b'T'
+            && b[19] == b'.'
+            && ts.ends_with("+00:00")
+            && ts[20..26].bytes().all(|c| c.is_ascii_digit());
+        assert!(shape, "not a timestamp: {line:?}");
+        assert_eq!(rest, plain, "--timestamps changed the line");
+    }
+    assert_eq!(stamped.lines().count(), now.lines().count(), "{stamped}");
+
     // Live: the same start, then what other commands do.
     let mut ev = n.spawn("drbdsetup events2");
     let first = ev.wait_for("exists -\n", WAIT);
