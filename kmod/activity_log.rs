@@ -329,14 +329,14 @@ impl ActivityLog {
         Ok(())
     }
 
-    /// Moves the ring and the bitmap: `copy` gets the current layout, copies both to the
-    /// layout it returns (and makes that layout valid on disk); no transaction or bitmap
-    /// write runs meanwhile. Process context, `DeviceState` held.
-    pub(crate) fn move_place(&self, copy: impl FnOnce(&MdLayout) -> Result<MdLayout>) -> Result {
+    /// Moves the ring and the bitmap to `new`: `copy` copies both there (and makes `new`
+    /// valid on disk) while no transaction or bitmap write runs. Process context,
+    /// `DeviceState` held.
+    pub(crate) fn move_place(&self, new: &MdLayout, copy: impl FnOnce() -> Result) -> Result {
         let mut place = self.place.lock();
-        let new = copy(&place.layout)?;
-        place.bitmap = place.bitmap.moved_to(&new);
-        place.layout = new;
+        copy()?;
+        place.bitmap = place.bitmap.moved_to(new);
+        place.layout = *new;
         Ok(())
     }
 }

@@ -55,7 +55,7 @@ pub(crate) fn follow_backing(dev: &Device) -> Outcome<bool> {
         b.disk_size = b.data_sectors();
     }
     let moved = match log {
-        Some(log) => log.move_place(|_| move_to(b, &new, &plan).map(|()| new)),
+        Some(log) => log.move_place(&new, || move_to(b, &new, &plan)),
         None => move_to(b, &new, &plan),
     };
     moved.map_err(|e| {

@@ -197,11 +197,6 @@ unsigned long shim_clone_acct(struct bio *clone)
 	return container_of(clone, struct drbd_rs_clone, bio)->acct_start;
 }
 
-unsigned long shim_jiffies(void)
-{
-	return jiffies;
-}
-
 int shim_blk_register(void)
 {
 	int err = register_blkdev(DRBD_MAJOR_NR, "drbd");

@@ -31,7 +31,6 @@ void *shim_bio_disk_private(struct bio *bio);
 struct bio *shim_bio_clone(struct bio *bio, struct block_device *bdev);
 void shim_clone_set_acct(struct bio *clone, unsigned long start);
 unsigned long shim_clone_acct(struct bio *clone);
-unsigned long shim_jiffies(void);
 struct bio *shim_bio_alloc_page(struct block_device *bdev, u64 sector, struct page *page,
 				blk_opf_t opf);
 u32 shim_bio_op(struct bio *bio);

@@ -462,8 +462,9 @@ impl BioList {
         self.len -= 1;
         Some(UpperBio {
             ptr: head,
-            // SAFETY: reading the tick counter has no precondition.
-            acct_start: unsafe { ffi::shim_jiffies() },
+            // SAFETY: `jiffies` is the kernel's tick counter, always mapped; it changes under
+            // us, hence the volatile read (what C's `jiffies` macro does).
+            acct_start: unsafe { core::ptr::read_volatile(&raw const bindings::jiffies) },
         })
     }
 }

@@ -58,7 +58,6 @@ extern "C" {
     pub(crate) fn shim_bio_clone(bio: *mut bio, bdev: *mut block_device) -> *mut bio;
     pub(crate) fn shim_clone_set_acct(clone: *mut bio, start: usize);
     pub(crate) fn shim_clone_acct(clone: *mut bio) -> usize;
-    pub(crate) fn shim_jiffies() -> usize;
     pub(crate) fn shim_bio_alloc_page(
         bdev: *mut block_device,
         sector: u64,

@@ -158,17 +158,15 @@ impl PageBuf {
         len: usize,
         more: bool,
     ) -> Result {
-        let end = offset.checked_add(len).ok_or(EINVAL)?;
-        if offset % PAGE != 0 {
+        if offset % PAGE != 0 || len == 0 {
             return Err(EINVAL);
         }
+        // `prefix` checks the end (a multiple of 512 within the buffer), so `len` is one too.
+        let end = offset.checked_add(len).ok_or(EINVAL)?;
         let segments = self
             .prefix(end)
             .and_then(|s| s.get(offset / PAGE..))
             .ok_or(EINVAL)?;
-        if len == 0 || len % 512 != 0 {
-            return Err(EINVAL);
-        }
         // SAFETY: the segments describe our own pages, which stay alive during the call (the
         // kernel only reads them; without splicing it keeps no reference).
         unsafe { sock.send_bvecs(segments, len, more, 0) }
