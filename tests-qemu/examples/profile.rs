@@ -94,6 +94,13 @@ fn fio_iops(n: &Node, dev: &str, key: &str, runtime: u64) -> f64 {
     // terse v3: field 8 read IOPS, field 49 write IOPS (1-based, ';'-separated)
     let f: Vec<&str> = o.stdout.trim().split(';').collect();
     let idx = if read { 7 } else { 48 };
+    // Completion latency max and mean (us): a stalled request shows here, not in the IOPS.
+    let (max, mean) = if read { (14, 15) } else { (55, 56) };
+    println!(
+        "           clat max {} us, mean {} us",
+        f.get(max).unwrap_or(&"?"),
+        f.get(mean).unwrap_or(&"?")
+    );
     f.get(idx).and_then(|x| x.parse().ok()).unwrap_or(f64::NAN)
 }
 
