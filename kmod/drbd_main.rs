@@ -111,6 +111,8 @@ impl Drop for DrbdModule {
         sys::misc::proc_remove();
         if let Some(registry) = REGISTRY.get() {
             registry.inner.lock().clear();
+            // Helpers a stopped thread left running: wait until their programs exited.
+            helper::join_abandoned(registry);
         }
         sys::misc::blk_unregister();
         REGISTRY.remove();

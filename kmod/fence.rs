@@ -119,6 +119,10 @@ fn peer_known_outdated(conn: &Connection) -> bool {
 fn fence_peer(conn: &Connection) -> bool {
     let policy = policy(conn);
     let status = crate::helper::call_connection(conn, Helper::FencePeer);
+    if status == crate::helper::ABANDONED {
+        // The connection is going away (or the promotion was interrupted): no answer.
+        return false;
+    }
     let code = (status >> 8) & 0xff;
     let local_up_to_date = {
         let rs = conn.resource.state.lock();

@@ -5,7 +5,10 @@
 //!
 //! Context: process context only, and with no lock held, because the helper may call back into
 //! netlink (`drbdsetup status`, `drbdadm outdate`): every caller is a link, receiver or resync
-//! thread between packets. The environment is built from short-lived snapshots under the usual
+//! thread between packets, or a netlink request. The program runs from a thread of its own
+//! (`drbd_h_<resource>`): a caller that is told to stop (or interrupted) while it waits gives
+//! up waiting, so a configuration request that joins it cannot wait for a helper that in turn
+//! waits for that request. The environment is built from short-lived snapshots under the usual
 //! lock order (`Resource::state`, then each device's or connection's own lock, one at a time).
 
 use crate::connection::Connection;
@@ -15,11 +18,13 @@ use crate::name::Name;
 use crate::proto::helper::Helper;
 use crate::resource::Resource;
 use crate::spec::generated::{notify, DiskState};
+use crate::sys::thread::KThread;
 use crate::sys::umh;
 use kernel::fmt;
 use kernel::prelude::*;
 use kernel::str::{CStr, CString};
-use kernel::sync::Arc;
+use kernel::sync::{Arc, CondVar, SpinLock};
+use kernel::{new_condvar, new_spinlock};
 
 /// The fixed part of the environment (DRBD's values).
 const BASE_ENV: [&str; 3] = ["HOME=/", "TERM=linux", "PATH=/sbin:/usr/sbin:/bin:/usr/bin"];
@@ -70,18 +75,13 @@ fn call(resource: &Resource, conn: Option<&Connection>, dev: Option<&Device>, h:
             return -(kernel::bindings::ENOMEM as i32);
         }
     };
-    let (Ok(handler), Ok(res)) = (
+    let (Ok(handler), Ok(res), Ok(path)) = (
         CString::try_from_fmt(fmt!("{}", h.name())),
         CString::try_from_fmt(fmt!("{}", resource.name)),
+        CString::try_from(path),
     ) else {
         return -(kernel::bindings::ENOMEM as i32);
     };
-    let mut envp: KVec<&CStr> = KVec::new();
-    for e in env.iter() {
-        if envp.push(e, GFP_KERNEL).is_err() {
-            return -(kernel::bindings::ENOMEM as i32);
-        }
-    }
     let shown = core::str::from_utf8(path_bytes).unwrap_or("?");
     pr_info!(
         "{}: helper command: {} {} {}\n",
@@ -91,18 +91,176 @@ fn call(resource: &Resource, conn: Option<&Connection>, dev: Option<&Device>, h:
         resource.name
     );
     events::helper(&obj, h.name(), notify::CALL, 0);
-    let status = umh::run(path, &[path, &handler, &res], &envp);
-    pr_info!(
-        "{}: helper command: {} {} {} exit code {} (status {})\n",
-        resource.name,
-        shown,
-        h.name(),
-        resource.name,
-        crate::proto::helper::exit_code(status).map_or(-1, i32::from),
+    let call = Call {
+        argv: [path, handler, res],
+        env,
+        resource: resource.name.clone(),
+        peer: conn.zip(conn_name).map(|(c, n)| (c.peer_node_id, n)),
+        volume: dev.map(|d| d.volume),
+        helper: h,
+    };
+    match run_in_thread(call) {
+        Ok(status) => status,
+        Err(e) if e == EINTR => {
+            pr_warn!(
+                "{}: stopped waiting for helper {} (still running); its exit code will be ignored\n",
+                resource.name,
+                h.name()
+            );
+            ABANDONED
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// What a helper call returns when its caller stopped waiting (`-EINTR`).
+pub(crate) const ABANDONED: i32 = -(kernel::bindings::EINTR as i32);
+
+/// One helper call, owned by the thread that runs it (it may outlive its caller).
+struct Call {
+    /// Program, handler name, resource name.
+    argv: [CString; 3],
+    env: KVec<CString>,
+    resource: Name,
+    peer: Option<(u32, Name)>,
+    volume: Option<u32>,
+    helper: Helper,
+}
+
+impl Call {
+    /// Runs the program and waits for its exit (helper thread); logs and announces the result.
+    fn run(&self) -> i32 {
+        let mut envp: KVec<&CStr> = KVec::new();
+        for e in self.env.iter() {
+            if envp.push(e, GFP_KERNEL).is_err() {
+                return -(kernel::bindings::ENOMEM as i32);
+            }
+        }
+        let [path, handler, res] = &self.argv;
+        let status = umh::run(path, &[path, handler, res], &envp);
+        pr_info!(
+            "{}: helper command: {} {} {} exit code {} (status {})\n",
+            self.resource,
+            path.to_str().unwrap_or("?"),
+            self.helper.name(),
+            self.resource,
+            crate::proto::helper::exit_code(status).map_or(-1, i32::from),
+            status
+        );
+        let obj = HelperObject {
+            resource: self.resource.as_str(),
+            peer: self.peer.as_ref().map(|(id, n)| (*id, n.as_str())),
+            volume: self.volume,
+        };
+        events::helper(&obj, self.helper.name(), notify::RESPONSE, status);
         status
-    );
-    events::helper(&obj, h.name(), notify::RESPONSE, status);
-    status
+    }
+}
+
+/// The exit status of a helper run, shared by its thread and its caller.
+///
+/// Locking: `status` is a spinlock held only to read or set it; `done` wakes the caller.
+/// Lifetime: one reference in the helper thread, one in the caller (or, once the caller gave
+/// up waiting, in [`Abandoned`]).
+#[pin_data]
+pub(crate) struct HelperRun {
+    #[pin]
+    status: SpinLock<Option<i32>>,
+    #[pin]
+    done: CondVar,
+}
+
+/// A helper thread whose caller stopped waiting; joined by the next call that finds it
+/// finished, or at module exit.
+pub(crate) struct Abandoned {
+    run: Arc<HelperRun>,
+    /// Dropped last: joining waits for the thread.
+    _thread: KThread,
+}
+
+/// How often a waiting caller looks whether it should give up (ms); a stop request or a
+/// signal also wakes it at once.
+const GIVE_UP_POLL_MS: u32 = 100;
+
+/// Runs `call` in its own thread and waits for its exit status. A caller that is asked to
+/// stop meanwhile (a link, receiver or worker thread that `down`, `disconnect` or `detach`
+/// joins while holding the configuration lock, which the helper's own `drbdsetup` call may
+/// need) or that gets a signal (a netlink request whose program was interrupted) stops
+/// waiting and gets `EINTR`; the helper thread finishes on its own, its exit status is then
+/// only logged.
+fn run_in_thread(call: Call) -> Result<i32> {
+    let run = Arc::pin_init(
+        pin_init!(HelperRun {
+            status <- new_spinlock!(None, "HelperRun::status"),
+            done <- new_condvar!("HelperRun::done"),
+        }),
+        GFP_KERNEL,
+    )?;
+    let shared = run.clone();
+    let name = CString::try_from_fmt(fmt!("drbd_h_{}", call.resource))?;
+    let thread = KThread::spawn(&name, move || {
+        let status = call.run();
+        *shared.status.lock() = Some(status);
+        shared.done.notify_all();
+    })?;
+    let tick = kernel::time::msecs_to_jiffies(GIVE_UP_POLL_MS);
+    loop {
+        let mut status = run.status.lock();
+        if let Some(s) = *status {
+            drop(status);
+            // The thread is past its last use of `run`; joining it is quick.
+            drop(thread);
+            return Ok(s);
+        }
+        if crate::sys::thread::stop_requested() {
+            drop(status);
+            abandon(Abandoned {
+                run,
+                _thread: thread,
+            });
+            return Err(EINTR);
+        }
+        let _ = run.done.wait_interruptible_timeout(&mut status, tick);
+    }
+}
+
+/// Keeps an abandoned helper thread for a later join, and joins those that finished.
+fn abandon(a: Abandoned) {
+    let Some(registry) = crate::REGISTRY.get() else {
+        return;
+    };
+    let mut finished: KVec<Abandoned> = KVec::new();
+    let unkept = {
+        let mut list = registry.abandoned_helpers.lock();
+        // Without room to move them out, finished ones wait for the next call.
+        if finished.reserve(list.len(), GFP_KERNEL).is_ok() {
+            for slot in list.iter_mut() {
+                if slot.as_ref().is_some_and(|x| x.run.status.lock().is_some()) {
+                    if let Some(done) = slot.take() {
+                        let _ = finished.push(done, GFP_KERNEL);
+                    }
+                }
+            }
+        }
+        if let Some(free) = list.iter_mut().find(|s| s.is_none()) {
+            *free = Some(a);
+            None
+        } else if list.reserve(1, GFP_KERNEL).is_ok() {
+            let _ = list.push(Some(a), GFP_KERNEL);
+            None
+        } else {
+            Some(a)
+        }
+    };
+    // Joined with no lock held; one that could not be kept is waited for here.
+    drop(finished);
+    drop(unkept);
+}
+
+/// Joins every abandoned helper thread (module exit; waits for their programs to exit).
+pub(crate) fn join_abandoned(registry: &crate::registry::Registry) {
+    let all = core::mem::take(&mut *registry.abandoned_helpers.lock());
+    drop(all);
 }
 
 /// One `KEY=value` string.

@@ -31,6 +31,10 @@ pub(crate) struct Registry {
     /// Resources and, through them, devices.
     #[pin]
     pub(crate) inner: Mutex<RegistryInner>,
+    /// Helper threads whose caller stopped waiting (`crate::helper`); `None` slots are free.
+    /// Never held while a thread is joined.
+    #[pin]
+    pub(crate) abandoned_helpers: Mutex<KVec<Option<crate::helper::Abandoned>>>,
 }
 
 impl Registry {
@@ -39,6 +43,7 @@ impl Registry {
         pin_init!(Self {
             admin <- new_mutex!((), "Registry::admin"),
             inner <- new_mutex!(RegistryInner { resources: KVec::new() }, "Registry::inner"),
+            abandoned_helpers <- new_mutex!(KVec::new(), "Registry::abandoned_helpers"),
         })
     }
 }

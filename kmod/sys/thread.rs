@@ -102,3 +102,16 @@ pub(crate) fn should_stop() -> bool {
     // SAFETY: only called from threads started by `KThread::spawn`.
     unsafe { bindings::kthread_should_stop() }
 }
+
+/// Whether the current thread should give up a wait: a kthread asked to stop, or a process
+/// (a netlink request's caller) with a signal pending.
+pub(crate) fn stop_requested() -> bool {
+    // SAFETY: `get_current` returns the running task, valid while it runs this code.
+    let flags = unsafe { (*bindings::get_current()).flags };
+    if flags & bindings::PF_KTHREAD != 0 {
+        // SAFETY: the current task is a kthread, so it has the kthread data this reads.
+        unsafe { bindings::kthread_should_stop() }
+    } else {
+        kernel::current!().signal_pending()
+    }
+}

@@ -231,3 +231,113 @@ fn resource_and_stonith_freezes_until_fence_peer_answers() {
     stop_writer(a, w);
     ev.kill();
 }
+
+/// A `fence-peer` helper that, once let go, runs a configuration command itself (as a
+/// handler that resumes I/O or disconnects would), then answers 7.
+const CONFIG_CALLING_SCRIPT: &str = r#"#!/bin/sh
+[ "$1" = fence-peer ] || exit 0
+echo "fence-peer $2 utd=$UP_TO_DATE_NODES peer=$DRBD_PEER_NODE_ID" >> /tmp/fence.log
+while [ ! -e /tmp/fence.go ]; do sleep 1; done
+rm -f /tmp/fence.go
+drbdsetup resume-io 1 2>/dev/null
+echo "resume-io rc=$?" >> /tmp/fence.log
+exit 7
+"#;
+
+/// `down` while the link thread waits for `fence-peer` does not wait for the helper (which
+/// may itself need the configuration lock `down` holds): it stops waiting, logs that the exit
+/// code will be ignored, and finishes; the helper runs on, its own `drbdsetup` call gets its
+/// answer, and the module unloads cleanly once it exited. A promotion interrupted while its
+/// `fence-peer` runs (drbdsetup killed by SIGINT) gives up the same way and stays Secondary.
+#[test]
+fn down_or_interrupt_during_fence_peer_stops_waiting_for_the_helper() {
+    let c = Cluster::start(ClusterSpec::new(2).disks(&[16]));
+    let (a, b) = (c.node(0), c.node(1));
+    let (ip_a, ip_b) = (c.addr(0, 1), c.addr(1, 0));
+    for n in [a, b] {
+        with_helper_script(n, CONFIG_CALLING_SCRIPT);
+    }
+    let fencing = "--protocol=C --fencing=resource-only";
+    bring_up_with(a, 0, 1, &ip_a, &ip_b, fencing);
+    bring_up_with(b, 1, 0, &ip_b, &ip_a, fencing);
+    wait_connected(a);
+    a.run_ok("drbdsetup primary --force r0");
+    up_to_date_both(a, b);
+
+    // The Primary's link thread runs fence-peer; `down` joins that thread.
+    cut_and_wait_helper(&c, a, 1);
+    let mut down = a.spawn("drbdsetup down r0; echo down rc=$?");
+    let o = down.wait(Duration::from_secs(60));
+    assert!(
+        o.stdout.contains("down rc=0"),
+        "down did not finish while fence-peer ran: {o}"
+    );
+    let log = a.run_ok("dmesg");
+    assert!(
+        log.contains("r0: stopped waiting for helper fence-peer (still running); its exit code will be ignored"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("fence.sh fence-peer r0 exit code"),
+        "helper ended early:\n{log}"
+    );
+    // The helper goes on: its resume-io finds no device any more, then it exits 7.
+    a.run_ok("touch /tmp/fence.go");
+    wait_for(
+        a,
+        "helper exit logged",
+        "dmesg | grep -q 'helper command: /tmp/fence.sh fence-peer r0 exit code 7'",
+        60,
+    );
+    let flog = a.run_ok("cat /tmp/fence.log");
+    assert!(
+        flog.lines()
+            .any(|l| l.starts_with("resume-io rc=") && l != "resume-io rc=0"),
+        "the helper's drbdsetup call did not get an error answer:\n{flog}"
+    );
+    let dlog = a.run_ok("dmesg");
+    assert!(
+        !dlog.contains("fence-peer helper returned 7"),
+        "the abandoned answer was applied:\n{dlog}"
+    );
+    a.run_ok("rmmod drbd");
+    assert!(
+        !a.run("lsmod | grep -q '^drbd '").success(),
+        "module still loaded"
+    );
+
+    // The Secondary, still UpToDate, promotes while its peer is unreachable: fence-peer runs
+    // in the drbdsetup process's request; SIGINT ends the wait and the promotion.
+    let o = b.run("timeout -s INT 5 drbdsetup primary r0; echo rc=$?");
+    assert!(
+        o.stdout.contains("rc=") && !o.stdout.contains("rc=0"),
+        "primary was not interrupted: {o}"
+    );
+    wait_for(
+        b,
+        "fence-peer called on the Secondary",
+        "grep -q '^fence-peer r0 utd=0x00000002 peer=0' /tmp/fence.log",
+        30,
+    );
+    wait_for(
+        b,
+        "the interrupted wait logged",
+        "dmesg | grep -q 'r0: stopped waiting for helper fence-peer'",
+        30,
+    );
+    let st = b.run_ok("drbdsetup status r0");
+    assert!(st.contains("r0 role:Secondary"), "promoted anyway:\n{st}");
+    b.run_ok("touch /tmp/fence.go");
+    wait_for(
+        b,
+        "helper exit logged",
+        "dmesg | grep -q 'helper command: /tmp/fence.sh fence-peer r0 exit code 7'",
+        60,
+    );
+    let st = b.run_ok("drbdsetup status r0");
+    assert!(
+        st.contains("r0 role:Secondary"),
+        "promoted by the late answer:\n{st}"
+    );
+    b.run_ok("drbdsetup down r0 && rmmod drbd");
+}

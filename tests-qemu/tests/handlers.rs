@@ -315,9 +315,10 @@ fn helpers_run_with_drbd_environment_and_events() {
     }
 }
 
-/// A helper that asks the module for its status while `disconnect` (then `down`) waits for the
-/// thread that runs the helper: neither may deadlock. The helper blocks until the test has
-/// started the command, so the query really overlaps it.
+/// A helper that asks the module for its status while `disconnect` (then `down`) stops the
+/// thread that runs the helper: neither waits for it (the thread stops waiting and says the
+/// exit code will be ignored), and the helper, let go afterwards, still gets its answer: the
+/// status after `disconnect`, "No such resource" after `down`.
 #[test]
 fn helper_querying_the_module_does_not_block_disconnect_or_down() {
     let c = Cluster::start(ClusterSpec::new(2).disks(&[32]));
@@ -353,8 +354,7 @@ fn helper_querying_the_module_does_not_block_disconnect_or_down() {
             120,
         );
         b.run_ok(&format!("({cmd}; echo $? > /tmp/cmd.rc) >/dev/null 2>&1 &"));
-        std::thread::sleep(Duration::from_secs(2));
-        b.run_ok("touch /tmp/go");
+        // The command does not wait for the helper, which is still blocked.
         wait_for(
             b,
             &format!("round {round}: `{cmd}` returned"),
@@ -366,11 +366,35 @@ fn helper_querying_the_module_does_not_block_disconnect_or_down() {
             "0",
             "round {round}: {cmd}"
         );
-        let st = b.run_ok("cat /tmp/st.out");
         assert!(
-            st.starts_with("r0 role:Secondary") && st.trim_end().ends_with('0'),
-            "round {round}: the helper's status query:\n{st}"
+            !b.run("test -e /tmp/st.out").success(),
+            "round {round}: the helper finished before it was let go"
         );
+        let abandoned = "r0: stopped waiting for helper before-resync-target (still running)";
+        assert_eq!(
+            b.run_ok("dmesg").matches(abandoned).count(),
+            round,
+            "round {round}: no note that the helper's exit code is ignored"
+        );
+        b.run_ok("touch /tmp/go");
+        wait_for(
+            b,
+            &format!("round {round}: the helper's status query answered"),
+            "[ $(wc -l < /tmp/st.out) -ge 1 ] && tail -n 1 /tmp/st.out | grep -qx '[0-9]*'",
+            60,
+        );
+        let st = b.run_ok("cat /tmp/st.out");
+        if round == 1 {
+            assert!(
+                st.starts_with("r0 role:Secondary") && st.trim_end().ends_with("\n0"),
+                "round {round}: the helper's status query:\n{st}"
+            );
+        } else {
+            assert!(
+                !st.trim_end().ends_with("\n0") && !st.trim().eq("0"),
+                "round {round}: status of a removed resource succeeded:\n{st}"
+            );
+        }
         b.run_ok("rm -f /tmp/go /tmp/brt.started /tmp/cmd.rc /tmp/st.out");
         if round == 1 {
             // The sync did not finish: connecting again runs the helper again.
