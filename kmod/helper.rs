@@ -163,15 +163,15 @@ impl Call {
 /// Lifetime: one reference in the helper thread, one in the caller (or, once the caller gave
 /// up waiting, in [`Abandoned`]).
 #[pin_data]
-pub(crate) struct HelperRun {
+struct HelperRun {
     #[pin]
     status: SpinLock<Option<i32>>,
     #[pin]
     done: CondVar,
 }
 
-/// A helper thread whose caller stopped waiting; joined by the next call that finds it
-/// finished, or at module exit.
+/// A helper thread whose caller stopped waiting; joined when a later one takes its slot after
+/// it finished, or at module exit.
 pub(crate) struct Abandoned {
     run: Arc<HelperRun>,
     /// Dropped last: joining waits for the thread.
@@ -224,37 +224,27 @@ fn run_in_thread(call: Call) -> Result<i32> {
     }
 }
 
-/// Keeps an abandoned helper thread for a later join, and joins those that finished.
+/// Keeps an abandoned helper thread for a later join, in a free slot or in the slot of one
+/// that finished (joined here, outside the lock).
 fn abandon(a: Abandoned) {
     let Some(registry) = crate::REGISTRY.get() else {
         return;
     };
-    let mut finished: KVec<Abandoned> = KVec::new();
-    let unkept = {
-        let mut list = registry.abandoned_helpers.lock();
-        // Without room to move them out, finished ones wait for the next call.
-        if finished.reserve(list.len(), GFP_KERNEL).is_ok() {
-            for slot in list.iter_mut() {
-                if slot.as_ref().is_some_and(|x| x.run.status.lock().is_some()) {
-                    if let Some(done) = slot.take() {
-                        let _ = finished.push(done, GFP_KERNEL);
-                    }
-                }
-            }
-        }
-        if let Some(free) = list.iter_mut().find(|s| s.is_none()) {
-            *free = Some(a);
-            None
-        } else if list.reserve(1, GFP_KERNEL).is_ok() {
-            let _ = list.push(Some(a), GFP_KERNEL);
-            None
-        } else {
-            Some(a)
-        }
+    let mut list = registry.abandoned_helpers.lock();
+    let reusable = list
+        .iter()
+        .position(|s| s.as_ref().map_or(true, |x| x.run.status.lock().is_some()));
+    let replaced = if let Some(slot) = reusable.and_then(|i| list.get_mut(i)) {
+        slot.replace(a)
+    } else if list.reserve(1, GFP_KERNEL).is_ok() {
+        let _ = list.push(Some(a), GFP_KERNEL);
+        None
+    } else {
+        // No room to keep it: wait for it here.
+        Some(a)
     };
-    // Joined with no lock held; one that could not be kept is waited for here.
-    drop(finished);
-    drop(unkept);
+    drop(list);
+    drop(replaced);
 }
 
 /// Joins every abandoned helper thread (module exit; waits for their programs to exit).

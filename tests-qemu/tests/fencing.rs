@@ -92,6 +92,23 @@ fn cut_and_wait_helper(c: &Cluster, a: &Node, calls: usize) {
     );
 }
 
+/// Two nodes with `script` as their helper and `net_opts`, connected, node0 Primary, both
+/// UpToDate.
+fn fenced_pair(script: &str, net_opts: &str) -> Cluster {
+    let c = Cluster::start(ClusterSpec::new(2).disks(&[16]));
+    let (a, b) = (c.node(0), c.node(1));
+    let (ip_a, ip_b) = (c.addr(0, 1), c.addr(1, 0));
+    for n in [a, b] {
+        with_helper_script(n, script);
+    }
+    bring_up_with(a, 0, 1, &ip_a, &ip_b, net_opts);
+    bring_up_with(b, 1, 0, &ip_b, &ip_a, net_opts);
+    wait_connected(a);
+    a.run_ok("drbdsetup primary --force r0");
+    up_to_date_both(a, b);
+    c
+}
+
 fn reconnect(c: &Cluster, a: &Node, b: &Node) {
     c.set_link(0, 1, true);
     up_to_date_both(a, b);
@@ -99,18 +116,8 @@ fn reconnect(c: &Cluster, a: &Node, b: &Node) {
 
 #[test]
 fn resource_and_stonith_freezes_until_fence_peer_answers() {
-    let c = Cluster::start(ClusterSpec::new(2).disks(&[16]));
+    let c = fenced_pair(SCRIPT, "--protocol=C --fencing=resource-and-stonith");
     let (a, b) = (c.node(0), c.node(1));
-    let (ip_a, ip_b) = (c.addr(0, 1), c.addr(1, 0));
-    for n in [a, b] {
-        with_helper_script(n, SCRIPT);
-    }
-    let stonith = "--protocol=C --fencing=resource-and-stonith";
-    bring_up_with(a, 0, 1, &ip_a, &ip_b, stonith);
-    bring_up_with(b, 1, 0, &ip_b, &ip_a, stonith);
-    wait_connected(a);
-    a.run_ok("drbdsetup primary --force r0");
-    up_to_date_both(a, b);
     let mut ev = a.spawn("drbdsetup events2 r0");
 
     // 1. Exit 7 (stonithed): frozen while the helper runs, then thawed, peer Outdated.
@@ -251,18 +258,11 @@ exit 7
 /// `fence-peer` runs (drbdsetup killed by SIGINT) gives up the same way and stays Secondary.
 #[test]
 fn down_or_interrupt_during_fence_peer_stops_waiting_for_the_helper() {
-    let c = Cluster::start(ClusterSpec::new(2).disks(&[16]));
+    let c = fenced_pair(
+        CONFIG_CALLING_SCRIPT,
+        "--protocol=C --fencing=resource-only",
+    );
     let (a, b) = (c.node(0), c.node(1));
-    let (ip_a, ip_b) = (c.addr(0, 1), c.addr(1, 0));
-    for n in [a, b] {
-        with_helper_script(n, CONFIG_CALLING_SCRIPT);
-    }
-    let fencing = "--protocol=C --fencing=resource-only";
-    bring_up_with(a, 0, 1, &ip_a, &ip_b, fencing);
-    bring_up_with(b, 1, 0, &ip_b, &ip_a, fencing);
-    wait_connected(a);
-    a.run_ok("drbdsetup primary --force r0");
-    up_to_date_both(a, b);
 
     // The Primary's link thread runs fence-peer; `down` joins that thread.
     cut_and_wait_helper(&c, a, 1);
